@@ -1,0 +1,14 @@
+"""Family accounts: bindings with consent, delegated actions, mutual-aid filings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def register(app: Flask, api: Any) -> None:
+    """Register the family blueprint(s) with the application."""
+    from .routes import blp
+
+    api.register_blueprint(blp)

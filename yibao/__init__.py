@@ -1,0 +1,50 @@
+"""yibao: the application shell (app factory, config, database, Redis, auth, errors, registry)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flask import Flask
+
+# Domain packages, each exposing register(app, api). The shell imports them only here.
+DOMAINS = ("voucher", "payments", "family_accounts")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask application."""
+    # Imported here: names like `db` and `api` must not shadow the yibao.db / yibao.api modules.
+    from . import config as config_module
+    from . import errors, observability
+    from .api import Api, check_json_body
+    from .db import db
+    from .identity.providers import load_provider
+    from .redis_store import redis_ext
+
+    app = Flask(__name__)
+    app.config.update(config_module.load(test_config))
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+
+    observability.init_app(app)
+    db.init_app(app)
+    redis_ext.init_app(app)
+    app.extensions["yibao.identity"] = load_provider(app.config)
+    app.before_request(check_json_body)
+
+    api = Api(app)  # one per app: the OpenAPI spec must not accumulate across test apps
+    errors.init_app(app)  # after smorest, so problem+json handlers win
+
+    from .identity.routes import blp as identity_blp
+    from .registry.routes import blp as admin_blp
+
+    api.register_blueprint(admin_blp)
+    api.register_blueprint(identity_blp)
+    for name in DOMAINS:
+        importlib.import_module(name).register(app, api)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app

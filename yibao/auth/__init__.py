@@ -1,0 +1,1 @@
+"""Authentication of operators, institutions and app users."""

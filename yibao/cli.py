@@ -1,0 +1,179 @@
+"""Operator command line: `yibao ...` (or `flask --app yibao ...`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from marshmallow import ValidationError
+
+from yibao.db import db
+from yibao.errors import AppError
+from yibao.registry import services as registry
+from yibao.registry.schemas import FilingCreateSchema, InstitutionCreateSchema, PersonCreateSchema
+
+
+def _echo(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _load(schema: Any, data: dict) -> dict:
+    try:
+        return schema.load({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        raise click.UsageError(json.dumps(exc.messages, ensure_ascii=False)) from exc
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except AppError as exc:
+        raise click.ClickException(f"{exc.code}{': ' + exc.detail if exc.detail else ''}") from exc
+
+
+@click.group("db")
+def db_cli() -> None:
+    """Database schema."""
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply all migrations."""
+    from yibao.migrate import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database is up to date")
+
+
+@click.group("person")
+def person_cli() -> None:
+    """Insured persons."""
+
+
+@person_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--id-number", required=True)
+@click.option("--insurance-type", type=click.Choice(["employee", "resident"]), required=True)
+@click.option("--region", "insured_region", required=True)
+@click.option("--balance-fen", "personal_account_balance_fen", type=int)
+@with_appcontext
+def person_create(**opts: Any) -> None:
+    """Register a person (ID number is stored encrypted)."""
+    args = _load(PersonCreateSchema(), opts)
+
+    def go() -> Any:
+        with db.uow() as uow:
+            p = registry.create_person(uow, **args)
+            uow.commit()
+            return p.psn_no
+
+    _echo({"psn_no": _run(go)})
+
+
+@person_cli.command("set-status")
+@click.argument("psn_no")
+@click.argument("status", type=click.Choice(["active", "suspended"]))
+@with_appcontext
+def person_status(psn_no: str, status: str) -> None:
+    """Suspend or reactivate a person."""
+
+    def go() -> None:
+        with db.uow() as uow:
+            registry.set_person_status(uow, psn_no, status)
+            uow.commit()
+
+    _run(go)
+    _echo({"psn_no": psn_no, "status": status})
+
+
+@person_cli.command("add-filing")
+@click.argument("psn_no")
+@click.option("--region", required=True)
+@click.option("--valid-from")
+@click.option("--valid-until")
+@with_appcontext
+def person_filing(psn_no: str, **opts: Any) -> None:
+    """Record a cross-region filing."""
+    args = _load(FilingCreateSchema(), opts)
+
+    def go() -> Any:
+        with db.uow() as uow:
+            f = registry.add_cross_region_filing(uow, psn_no, **args)
+            uow.commit()
+            return f.filing_no
+
+    _echo({"filing_no": _run(go)})
+
+
+@click.group("institution")
+def institution_cli() -> None:
+    """Designated institutions."""
+
+
+@institution_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(["pharmacy", "hospital", "online_pharmacy"]), required=True)
+@click.option("--region", required=True)
+@click.option("--service", "services", multiple=True, required=True)
+@click.option("--webhook-url")
+@with_appcontext
+def institution_create(**opts: Any) -> None:
+    """Designate an institution; prints the secret once."""
+    opts["services"] = list(opts["services"])
+    args = _load(InstitutionCreateSchema(), opts)
+
+    def go() -> Any:
+        with db.uow() as uow:
+            _, creds = registry.create_institution(uow, **args)
+            uow.commit()
+            return creds
+
+    _echo(vars(_run(go)))
+
+
+@institution_cli.command("rotate-secret")
+@click.argument("org_id")
+@with_appcontext
+def institution_rotate(org_id: str) -> None:
+    """Replace an institution's key id and secret (the old ones stop working at once)."""
+
+    def go() -> Any:
+        with db.uow() as uow:
+            creds = registry.rotate_institution_secret(uow, org_id)
+            uow.commit()
+            return creds
+
+    _echo(vars(_run(go)))
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_cmd() -> None:
+    """Create the demo persons and institutions (idempotent) and print their credentials."""
+    from yibao.config import INSTANCE_DIR
+    from yibao.seed import seed_demo
+
+    with db.uow() as uow:
+        _echo(seed_demo(uow, INSTANCE_DIR / "demo-credentials.json"))
+
+
+def register_cli(app: Flask) -> None:
+    for group in (db_cli, person_cli, institution_cli, seed_demo_cmd):
+        app.cli.add_command(group)
+
+
+def main() -> None:
+    """Console script entry point."""
+
+    def factory() -> Flask:
+        from yibao import create_app
+
+        return create_app()
+
+    cli = FlaskGroup(create_app=factory, add_default_commands=False)
+    cli.main(args=sys.argv[1:], prog_name="yibao")

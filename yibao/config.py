@@ -1,0 +1,88 @@
+"""Configuration from environment variables, with defaults that run on one laptop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("YIBAO_INSTANCE_DIR", Path.cwd() / "instance"))
+
+
+def _instance_secret(name: str) -> str:
+    """Read a development secret from the instance folder, creating it on first use.
+
+    Every gunicorn worker must share the same keys, so a random per-process value
+    would not do; production sets the variables explicitly instead.
+    """
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / name
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        os.chmod(tmp, 0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic: the first writer wins, others read its value
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def normalize_database_url(url: str) -> str:
+    """Select the psycopg 3 driver for plain postgresql:// URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Settings read once at app creation; tests pass overrides to create_app."""
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.YIBAO_ENV = env.get("YIBAO_ENV", "development")
+        production = self.YIBAO_ENV == "production"
+        if production and not env.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set when YIBAO_ENV=production")
+        self.SECRET_KEY = env.get("SECRET_KEY") or _instance_secret("secret_key")
+        self.DATABASE_URL = normalize_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'yibao.sqlite3'}"
+        )
+        self.REDIS_URL = env.get("REDIS_URL") or None
+        self.REDIS_CLUSTER_URL = env.get("REDIS_CLUSTER_URL") or None
+        self.ADMIN_TOKEN = env.get("ADMIN_TOKEN") or None
+        self.SANDBOX_IDENTITY_ENABLED = _bool(env.get("YIBAO_SANDBOX_IDENTITY"), default=not production)
+        self.MAX_CONTENT_LENGTH = int(env.get("YIBAO_MAX_BODY_BYTES", 128 * 1024))
+        self.ACCESS_TOKEN_TTL = int(env.get("YIBAO_ACCESS_TOKEN_TTL", 15 * 60))
+        self.REFRESH_TOKEN_TTL = int(env.get("YIBAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600))
+        self.IDENTITY_PROOF_TTL = 5 * 60
+        self.SIGNATURE_WINDOW = 300
+        self.REDIS_SOCKET_TIMEOUT = float(env.get("YIBAO_REDIS_TIMEOUT", 1.0))
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+        self.JSON_LOGS = _bool(env.get("YIBAO_JSON_LOGS"), default=True)
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "yibao"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
+        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+        self.API_SPEC_OPTIONS = {"info": {"description": "Medical-insurance e-voucher and payment API"}}
+
+
+def _bool(value: str | None, *, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load(test_config: dict | None = None) -> dict:
+    """Return the configuration mapping, with test overrides applied last."""
+    cfg = {k: v for k, v in vars(Config()).items() if k.isupper()}
+    if test_config:
+        cfg.update(test_config)
+    if cfg.get("DATABASE_URL"):
+        cfg["DATABASE_URL"] = normalize_database_url(cfg["DATABASE_URL"])
+    return cfg

@@ -1,0 +1,1 @@
+"""Real-name identity checks (the pluggable face-verification provider) and activation."""

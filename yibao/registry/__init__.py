@@ -1,0 +1,1 @@
+"""Registry of insured persons and designated institutions (operator-managed)."""

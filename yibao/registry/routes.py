@@ -1,0 +1,108 @@
+"""Operator endpoints: /api/v1/admin/..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yibao.api import Blueprint
+from yibao.db import db
+from yibao.errors import AppError
+
+from . import services
+from .schemas import (
+    FilingCreateSchema,
+    FilingSchema,
+    InstitutionCreateSchema,
+    InstitutionCredentialsSchema,
+    InstitutionSchema,
+    PersonCreatedSchema,
+    PersonCreateSchema,
+    PersonSchema,
+    PersonUpdateSchema,
+)
+
+blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Operators (the insurance agency)")
+
+
+@blp.route("/persons", methods=["POST"])
+@blp.admin
+@blp.arguments(PersonCreateSchema)
+@blp.response(201, PersonCreatedSchema)
+def create_person(args: dict) -> Any:
+    """Register an insured person."""
+    with db.uow() as uow:
+        person = services.create_person(uow, **args)
+        uow.commit()
+        return {"psn_no": person.psn_no}
+
+
+@blp.route("/persons/<psn_no>", methods=["GET"])
+@blp.admin
+@blp.response(200, PersonSchema)
+def get_person(psn_no: str) -> Any:
+    """Show a person, masked."""
+    with db.uow(readonly=True) as uow:
+        return services.require_person(uow, psn_no)
+
+
+@blp.route("/persons/<psn_no>", methods=["PATCH"])
+@blp.admin
+@blp.arguments(PersonUpdateSchema)
+@blp.response(200, PersonSchema)
+def update_person(args: dict, psn_no: str) -> Any:
+    """Suspend or reactivate a person; suspension revokes their outstanding codes."""
+    with db.uow() as uow:
+        person = services.set_person_status(uow, psn_no, args["status"])
+        uow.commit()
+        return person
+
+
+@blp.route("/persons/<psn_no>/cross-region-filings", methods=["POST"])
+@blp.admin
+@blp.arguments(FilingCreateSchema)
+@blp.response(201, FilingSchema)
+def create_filing(args: dict, psn_no: str) -> Any:
+    """Record a cross-region filing (异地就医备案)."""
+    with db.uow() as uow:
+        filing = services.add_cross_region_filing(uow, psn_no, **args)
+        uow.commit()
+        return filing
+
+
+@blp.route("/institutions", methods=["POST"])
+@blp.admin
+@blp.arguments(InstitutionCreateSchema)
+@blp.response(201, InstitutionCredentialsSchema)
+def create_institution(args: dict) -> Any:
+    """Designate an institution; the secret is in this response only."""
+    if args["kind"] != "online_pharmacy" and "online_otc" in args["services"]:
+        raise AppError(
+            "VALIDATION_FAILED", errors={"services": ["online_otc is for online pharmacies only."]}
+        )
+    with db.uow() as uow:
+        _, creds = services.create_institution(uow, **args)
+        uow.commit()
+        return creds
+
+
+@blp.route("/institutions/<org_id>", methods=["GET"])
+@blp.admin
+@blp.response(200, InstitutionSchema)
+def get_institution(org_id: str) -> Any:
+    """Show an institution (never its secret)."""
+    with db.uow(readonly=True) as uow:
+        inst = services.institution_by_org_id(uow, org_id)
+        if inst is None:
+            raise AppError("INSTITUTION_NOT_FOUND")
+        return inst
+
+
+@blp.route("/institutions/<org_id>/secret-rotations", methods=["POST"])
+@blp.admin
+@blp.response(201, InstitutionCredentialsSchema)
+def rotate_secret(org_id: str) -> Any:
+    """Issue a new key id and secret; the old ones stop working at once."""
+    with db.uow() as uow:
+        creds = services.rotate_institution_secret(uow, org_id)
+        uow.commit()
+        return creds

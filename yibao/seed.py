@@ -1,0 +1,99 @@
+"""Demo data: persons, institutions and their credentials, created once and shown on every start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from yibao.db import UnitOfWork
+from yibao.registry import services as registry
+from yibao.registry.validators import id_check_digit
+
+
+def _id(first17: str) -> str:
+    return first17 + id_check_digit(first17)
+
+
+DEMO_PERSONS = [
+    {
+        "key": "employee",
+        "name": "张三",
+        "id_number": _id("53290119800101003"),
+        "insurance_type": "employee",
+        "insured_region": "532900",
+        "personal_account_balance_fen": 50000,
+    },
+    {
+        "key": "resident",
+        "name": "李四",
+        "id_number": _id("53290119900202002"),
+        "insurance_type": "resident",
+        "insured_region": "532900",
+    },
+    {
+        "key": "mother",
+        "name": "王秀英",
+        "id_number": _id("11010519550303002"),
+        "insurance_type": "employee",
+        "insured_region": "110000",
+        "personal_account_balance_fen": 2000,
+    },
+    {
+        "key": "child",
+        "name": "张小明",
+        "id_number": _id("53290120180404001"),
+        "insurance_type": "resident",
+        "insured_region": "532900",
+    },
+]
+DEMO_INSTITUTIONS = [
+    {
+        "key": "pharmacy",
+        "name": "大理康民大药房",
+        "kind": "pharmacy",
+        "region": "532900",
+        "services": ["02121", "01302", "03131"],
+    },
+    {
+        "key": "hospital",
+        "name": "大理州人民医院",
+        "kind": "hospital",
+        "region": "532900",
+        "services": ["01101", "01201", "01301", "01302"],
+    },
+    {
+        "key": "online_pharmacy",
+        "name": "京东大药房（北京）",
+        "kind": "online_pharmacy",
+        "region": "110000",
+        "services": ["online_otc", "03131"],
+    },
+]
+
+
+def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
+    """Create the demo data unless it exists; return what a developer needs to try the API."""
+    if credentials_file.exists():
+        saved = json.loads(credentials_file.read_text())
+        if all(registry.institution_by_org_id(uow, i["org_id"]) for i in saved["institutions"].values()):
+            return saved
+    out: dict[str, Any] = {"persons": {}, "institutions": {}}
+    for spec in DEMO_PERSONS:
+        data = {k: v for k, v in spec.items() if k != "key"}
+        person = registry.person_by_id_number(uow, data["id_number"]) or registry.create_person(uow, **data)
+        out["persons"][spec["key"]] = {
+            "psn_no": person.psn_no,
+            "name": data["name"],
+            "id_number": data["id_number"],
+            "insurance_type": data["insurance_type"],
+        }
+    for spec in DEMO_INSTITUTIONS:
+        data = {k: v for k, v in spec.items() if k != "key"}
+        _, creds = registry.create_institution(uow, **data)
+        out["institutions"][spec["key"]] = {"name": data["name"], **vars(creds)}
+    uow.commit()
+    credentials_file.parent.mkdir(parents=True, exist_ok=True)
+    credentials_file.write_text(json.dumps(out, ensure_ascii=False, indent=2))
+    credentials_file.chmod(0o600)
+    return out
