@@ -1,0 +1,340 @@
+"""Benchmark harness: start the real service under gunicorn, load it from separate processes, report ratios.
+
+with Server() as srv:                       # README defaults: SQLite + embedded Valkey
+    base = bare_baseline(srv.url)
+    stats = load(srv.url, "bench.voucher:verify_requests", clients=8, duration=10, args={...})
+    report("verification", stats, base)
+
+with Server(postgres=True) as srv: ...     # the machine's PostgreSQL (database yibao_bench) + Redis db 15
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "yibao_bench")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+Request = tuple[str, str, dict[str, str], bytes]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reset_pg_database() -> str:
+    """Drop and recreate the benchmark database; return its URL."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{PG_BENCH_DB}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}"
+
+
+class Server:
+    """`python -m yibao.serve` (the `make run` path) in a temporary instance folder."""
+
+    def __init__(
+        self, *, postgres: bool = False, workers: int = 4, env: dict[str, str] | None = None
+    ) -> None:
+        self.postgres = postgres
+        self.workers = workers
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token = "bench-admin-" + os.urandom(8).hex()
+        self.instance = Path(tempfile.mkdtemp(prefix="yibao-bench-"))
+        self.proc: subprocess.Popen | None = None
+        self.demo: dict[str, Any] = {}
+        self.database_url: str | None = None
+        self.redis_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "postgresql+redis" if self.postgres else "sqlite+embedded-valkey"
+
+    def __enter__(self) -> Server:
+        env = {
+            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL"}
+        }
+        env.update(
+            PORT=str(self.port),
+            YIBAO_INSTANCE_DIR=str(self.instance),
+            ADMIN_TOKEN=self.admin_token,
+            WEB_CONCURRENCY=str(self.workers),
+            LOG_LEVEL="WARNING",
+            PYTHONPATH=str(ROOT),
+        )
+        if self.postgres:
+            import redis
+
+            self.database_url = env["DATABASE_URL"] = reset_pg_database()
+            self.redis_url = env["REDIS_URL"] = BENCH_REDIS_URL
+            redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+        env.update(self.extra_env)
+        self.log = open(self.instance / "server.log", "wb")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "yibao.serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited; see {self.instance / 'server.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("server did not become ready")
+        self.demo = json.loads((self.instance / "demo-credentials.json").read_text())
+        if not self.postgres:
+            self.database_url = f"sqlite:///{self.instance / 'yibao.sqlite3'}"
+        return self
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the gunicorn processes (master and workers) of this server."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"gunicorn" in cmd and _in_group(pid, self.proc.pid):  # type: ignore[union-attr]
+                pids.append(pid)
+        return pids
+
+    def rss_kb(self) -> dict[int, int]:
+        """Resident memory of every gunicorn process of this server, by pid."""
+        result = {}
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        result[pid] = int(line.split()[1])
+            except OSError:
+                pass
+        return result
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def _in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- load generation
+
+
+@dataclass
+class Stats:
+    requests: int
+    ok: int
+    duration: float
+    latencies_ms: list[float] = field(repr=False)
+    statuses: Counter
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.duration if self.duration else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+    @property
+    def p50(self) -> float:
+        return self.pct(0.50)
+
+    @property
+    def p99(self) -> float:
+        return self.pct(0.99)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50, 2),
+            "p99_ms": round(self.p99, 2),
+            "statuses": dict(self.statuses),
+        }
+
+
+def _resolve(path: str) -> Callable[..., Iterator[Request]]:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _client(
+    url: str,
+    factory: str,
+    index: int,
+    args: dict,
+    duration: float,
+    max_requests: int | None,
+    ok_statuses: tuple[int, ...],
+    start_at: float,
+    out: Any,
+) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    gen = _resolve(factory)(index, args)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    lat: list[float] = []
+    statuses: Counter = Counter()
+    sent = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + duration
+    for method, path, headers, body in gen:
+        if time.time() >= end or (max_requests is not None and sent >= max_requests):
+            break
+        t0 = time.perf_counter()
+        for attempt in range(2):
+            try:
+                conn.request(method, path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                if attempt:
+                    resp = None  # type: ignore[assignment]
+        elapsed = (time.perf_counter() - t0) * 1000
+        sent += 1
+        status = resp.status if resp is not None else 0
+        statuses[status] += 1
+        if status in ok_statuses:
+            lat.append(elapsed)
+    out.put((sent, lat, statuses))
+
+
+def load(
+    url: str,
+    factory: str,
+    *,
+    clients: int = 8,
+    duration: float = 10.0,
+    args: dict | None = None,
+    max_requests_per_client: int | None = None,
+    ok_statuses: tuple[int, ...] = (200, 201),
+) -> Stats:
+    """Drive `factory(index, args)` -> iterator of (method, path, headers, body) from `clients` processes."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 1.0
+    procs = [
+        ctx.Process(
+            target=_client,
+            args=(url, factory, i, args or {}, duration, max_requests_per_client, ok_statuses, start_at, out),
+        )
+        for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.time() - start_at
+    sent = sum(r[0] for r in results)
+    lat = [x for r in results for x in r[1]]
+    statuses: Counter = Counter()
+    for r in results:
+        statuses.update(r[2])
+    used = min(duration, wall) if max_requests_per_client is None else wall
+    return Stats(sent, len(lat), used, lat, statuses)
+
+
+def bare_requests(index: int, args: dict) -> Iterator[Request]:
+    """The bare JSON endpoint: GET /healthz."""
+    while True:
+        yield "GET", "/healthz", {}, b""
+
+
+def bare_baseline(url: str, *, clients: int = 8, duration: float = 10.0) -> Stats:
+    return load(url, "bench.harness:bare_requests", clients=clients, duration=duration)
+
+
+def report(name: str, stats: Stats, base: Stats, *, target_ratio: float | None = None) -> dict[str, Any]:
+    ratio = stats.rps / base.rps if base.rps else float("nan")
+    p99_ratio = stats.p99 / base.p99 if base.p99 else float("nan")
+    verdict = ""
+    if target_ratio is not None:
+        verdict = "  MEETS target" if ratio >= target_ratio else f"  BELOW target {target_ratio:.0%}"
+    print(
+        f"{name:<38} {stats.rps:9.1f} req/s  p50 {stats.p50:7.2f} ms  p99 {stats.p99:7.2f} ms  "
+        f"ratio {ratio:6.1%}  p99x {p99_ratio:5.1f}  statuses {dict(stats.statuses)}{verdict}",
+        flush=True,
+    )
+    return {"name": name, **stats.as_dict(), "ratio": round(ratio, 3), "p99_ratio": round(p99_ratio, 2)}
+
+
+def print_header(srv: Server, base: Stats) -> None:
+    print(f"\n== {srv.label}: {srv.workers} gunicorn workers at {srv.url} ==", flush=True)
+    report("bare GET /healthz (baseline)", base, base)
+
+
+def signed_headers(key_id: str, secret: str, method: str, path: str, body: bytes) -> dict[str, str]:
+    """Institution request signing (see yibao.auth.institutions)."""
+    import hashlib
+    import hmac
+
+    ts = str(int(time.time()))
+    nonce = os.urandom(12).hex()
+    target = path
+    msg = "\n".join([method, target, ts, nonce, hashlib.sha256(body).hexdigest()])
+    sig = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+    h = {"X-Yb-Key": key_id, "X-Yb-Timestamp": ts, "X-Yb-Nonce": nonce, "X-Yb-Signature": sig}
+    if body:
+        h["Content-Type"] = "application/json"
+    return h
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
