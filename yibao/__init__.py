@@ -38,9 +38,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from .identity.routes import blp as identity_blp
     from .registry.routes import blp as admin_blp
+    from .registry.routes import inst_blp
 
     api.register_blueprint(admin_blp)
     api.register_blueprint(identity_blp)
+    api.register_blueprint(inst_blp)
     for name in DOMAINS:
         importlib.import_module(name).register(app, api)
 

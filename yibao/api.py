@@ -172,10 +172,15 @@ def check_json_body() -> None:
     """Refuse non-JSON bodies up front with a clear code instead of a field-missing error."""
     if request.method not in JSON_METHODS or not request.path.startswith("/api/"):
         return
+    if request.routing_exception is not None:
+        return  # an unknown URL or method answers 404/405 whatever the body
     length = request.content_length
     if length is not None and length > current_app.config["MAX_CONTENT_LENGTH"]:
         raise AppError("PAYLOAD_TOO_LARGE")
     body = request.get_data(cache=True)
+    if length is None and len(body) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        # A chunked body is cut at the limit without an error; the cut must not pass as a body.
+        raise AppError("PAYLOAD_TOO_LARGE")
     if not body:
         return
     if not request.is_json:

@@ -44,9 +44,14 @@ def db_cli() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Apply all migrations."""
+    from sqlalchemy.exc import OperationalError
+
     from yibao.migrate import upgrade
 
-    upgrade(current_app.config["DATABASE_URL"])
+    try:
+        upgrade(current_app.config["DATABASE_URL"])
+    except OperationalError as exc:  # a clear message, not a stack trace, for an unreachable database
+        raise click.ClickException(f"DATABASE_UNAVAILABLE: {exc.orig}") from exc
     click.echo("database is up to date")
 
 

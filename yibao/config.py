@@ -19,7 +19,8 @@ def _instance_secret(name: str) -> str:
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     path = INSTANCE_DIR / name
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        # A private temporary name: workers starting together must not share (and unlink) one.
+        tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.write_text(secrets.token_urlsafe(48))
         os.chmod(tmp, 0o600)
         with contextlib.suppress(FileExistsError):

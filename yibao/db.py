@@ -119,9 +119,12 @@ class UnitOfWork:
         self.session = self._factory()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # close() alone also rolls back the open transaction, but without expiring the loaded
+        # objects, so a view may still serialize what a read-only uow returned.
         try:
-            self.session.rollback()
+            if exc_type is not None:
+                self.session.rollback()
         finally:
             self.session.close()
 

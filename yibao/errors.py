@@ -167,6 +167,7 @@ def handle_unexpected(exc: Exception) -> Response:
     from .redis_store import RedisUnavailable
 
     if isinstance(exc, RedisUnavailable):
+        log.warning("redis unavailable: %s", exc)  # the operator must see why requests fail closed
         return problem("REPLAY_STORE_UNAVAILABLE", 503)
     from sqlalchemy.exc import OperationalError
 

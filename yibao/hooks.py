@@ -11,7 +11,7 @@ _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 # Events the shell emits:
 #   person_created(uow, person, opening_balance_fen)
 #   person_suspended(uow, person)
-#   person_reactivated_device(uow, person)   -- activation on a (new) device
+#   person_activated(uow, person)   -- activation (also on a new device)
 
 
 def on(event: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -31,7 +31,7 @@ REQUESTS = Counter("yibao_http_requests_total", "HTTP requests", ["endpoint", "m
 LATENCY = Histogram(
     "yibao_http_request_duration_seconds",
     "HTTP request latency",
-    ["endpoint", "method"],
+    ["endpoint", "method", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -126,7 +126,7 @@ def init_app(app: Flask) -> None:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
         REQUESTS.labels(endpoint, request.method, str(resp.status_code)).inc()
-        LATENCY.labels(endpoint, request.method).observe(elapsed)
+        LATENCY.labels(endpoint, request.method, str(resp.status_code)).observe(elapsed)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         # Paths only (URLs carry opaque ids, never PII); no query strings or bodies.
         access.info(

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from yibao.db import UnitOfWork
 from yibao.registry import services as registry
+from yibao.registry.models import Institution
 from yibao.registry.validators import id_check_digit
 
 
@@ -90,7 +93,13 @@ def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
         }
     for spec in DEMO_INSTITUTIONS:
         data = {k: v for k, v in spec.items() if k != "key"}
-        _, creds = registry.create_institution(uow, **data)
+        existing = uow.session.scalar(
+            select(Institution).where(Institution.name == data["name"], Institution.kind == data["kind"])
+        )
+        if existing is not None:  # credentials file lost: new secret for the same institution
+            creds = registry.rotate_institution_secret(uow, existing.org_id)
+        else:
+            _, creds = registry.create_institution(uow, **data)
         out["institutions"][spec["key"]] = {"name": data["name"], **vars(creds)}
     uow.commit()
     credentials_file.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import tempfile
 
 
 def main() -> int:
+    # Until gunicorn runs, a SIGTERM must still unwind through atexit (which stops the embedded Valkey).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")
     workers = os.environ.get("WEB_CONCURRENCY", "4")
@@ -25,7 +29,9 @@ def main() -> int:
     generated_admin = not env.get("ADMIN_TOKEN")
     if generated_admin:
         env["ADMIN_TOKEN"] = os.environ["ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="yibao-metrics-"))
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yibao-metrics-")
+        atexit.register(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = env["PROMETHEUS_MULTIPROC_DIR"]
 
     from yibao import create_app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
@@ -29,14 +31,26 @@ def provider() -> Any:
     return current_app.extensions["yibao.identity"]
 
 
+def _sandbox_only(view: Callable) -> Callable:
+    """404 before the body is parsed: a disabled sandbox must not reveal itself through 422s."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        enabled = current_app.config["SANDBOX_IDENTITY_ENABLED"]
+        if not enabled or not isinstance(provider(), SandboxIdentityProvider):
+            raise AppError("SANDBOX_DISABLED", status=404)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @blp.route("/sandbox/identity-proofs", methods=["POST"])
+@_sandbox_only
 @blp.arguments(IdentityProofRequestSchema)
 @blp.response(201, IdentityProofSchema)
 def sandbox_proof(args: dict) -> Any:
     """Sandbox face check: a signed 5-minute proof (404 when the sandbox is disabled)."""
     idp = provider()
-    if not current_app.config["SANDBOX_IDENTITY_ENABLED"] or not isinstance(idp, SandboxIdentityProvider):
-        raise AppError("SANDBOX_DISABLED", status=404)
     proof = idp.issue(id_number=args["id_number"], name=args["name"], guardian_of=args["guardian_of"])
     return {"identity_proof": proof, "expires_in": idp.ttl}
 

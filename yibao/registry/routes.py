@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from yibao.api import Blueprint
+from yibao.api import Blueprint, current_institution
 from yibao.db import db
 from yibao.errors import AppError
 
@@ -75,10 +75,6 @@ def create_filing(args: dict, psn_no: str) -> Any:
 @blp.response(201, InstitutionCredentialsSchema)
 def create_institution(args: dict) -> Any:
     """Designate an institution; the secret is in this response only."""
-    if args["kind"] != "online_pharmacy" and "online_otc" in args["services"]:
-        raise AppError(
-            "VALIDATION_FAILED", errors={"services": ["online_otc is for online pharmacies only."]}
-        )
     with db.uow() as uow:
         _, creds = services.create_institution(uow, **args)
         uow.commit()
@@ -106,3 +102,19 @@ def rotate_secret(org_id: str) -> Any:
         creds = services.rotate_institution_secret(uow, org_id)
         uow.commit()
         return creds
+
+
+# Institutions see their own registration: a signed no-op that lets an integrator test its signing.
+inst_blp = Blueprint("institutions", __name__, url_prefix="/api/v1", description="Institutions")
+
+
+@inst_blp.route("/institutions/me", methods=["GET"])
+@inst_blp.institution
+@inst_blp.response(200, InstitutionSchema)
+def institution_me() -> Any:
+    """The calling institution as registered (check your request signing with this)."""
+    with db.uow(readonly=True) as uow:
+        inst = services.institution_by_org_id(uow, current_institution().org_id)
+        if inst is None:
+            raise AppError("INSTITUTION_NOT_FOUND")
+        return inst

@@ -108,6 +108,12 @@ class InstitutionCreateSchema(Schema):
         if not value.strip():
             raise ValidationError("Must not be blank.")
 
+    @validates_schema
+    def _online_otc_needs_online_pharmacy(self, data: dict, **_: object) -> None:
+        # In the schema so the CLI refuses it too, not only the HTTP endpoint.
+        if data.get("kind") != "online_pharmacy" and "online_otc" in (data.get("services") or []):
+            raise ValidationError("online_otc is for online pharmacies only.", field_name="services")
+
 
 class InstitutionCredentialsSchema(Schema):
     org_id = fields.String()

