@@ -8,7 +8,9 @@ from flask import Flask
 
 
 def register(app: Flask, api: Any) -> None:
-    """Register the family blueprint(s) with the application."""
+    """Register the family blueprint and the sweep command with the application."""
+    from .cli import sweep_cli
     from .routes import blp
 
     api.register_blueprint(blp)
+    app.cli.add_command(sweep_cli)
