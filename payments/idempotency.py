@@ -1,0 +1,145 @@
+"""Idempotency keys of institutions: claim, replay, complete, release. No Flask here.
+
+A request claims (institution, key) in its own short transaction. The business work then runs in
+another transaction which also marks the claim done with the response, so the effect and the stored
+response commit together: a crash before that commit leaves no effect, and the in-progress claim
+becomes retryable once `locked_until` has passed. A claim taken over after its lease carries a new
+token, so the slow original can no longer complete (its transaction rolls back instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from yibao.db import UnitOfWork, utcnow
+from yibao.errors import AppError
+
+from .models import IdempotencyKey
+
+RETENTION = timedelta(hours=24)
+MAX_KEY_LEN = 255
+
+
+@dataclass(frozen=True)
+class Claim:
+    """We own this key until locked_until; complete() needs the token."""
+
+    id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A finished request's response, to be replayed."""
+
+    status: int
+    body: str
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    """Hash of what the request asks for; JSON bodies are canonicalized so key order does not matter."""
+    try:
+        canon = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        canon = body.decode("latin-1")
+    return hashlib.sha256(f"{method}\n{path}\n{canon}".encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    """A usable key: 1..255 visible ASCII characters."""
+    if not key or len(key) > MAX_KEY_LEN or not all(33 <= ord(c) < 127 for c in key):
+        raise AppError("IDEMPOTENCY_KEY_REQUIRED")
+    return key
+
+
+def begin(
+    uow: UnitOfWork,
+    *,
+    institution_id: int,
+    key: str,
+    req_hash: str,
+    lock_seconds: float,
+    now: datetime | None = None,
+) -> Claim | Stored:
+    """Claim the key (committing the claim), or return the stored response, or refuse."""
+    now = now or utcnow()
+    token = secrets.token_hex(16)
+    values = {
+        "institution_id": institution_id,
+        "key": key,
+        "request_hash": req_hash,
+        "state": "in_progress",
+        "claim_token": token,
+        "locked_until": now + timedelta(seconds=lock_seconds),
+        "created_at": now,
+        "expires_at": now + RETENTION,
+    }
+    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["institution_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    new_id = uow.session.scalar(stmt)
+    if new_id is not None:
+        uow.commit()
+        return Claim(new_id, token)
+    row = uow.session.scalar(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.institution_id == institution_id, IdempotencyKey.key == key)
+        .with_for_update()
+    )
+    assert row is not None
+    if row.expires_at > now:
+        if row.request_hash != req_hash:
+            raise AppError("IDEMPOTENCY_KEY_REUSED")
+        if row.state == "done":
+            return Stored(row.response_status or 200, row.response_body or "")
+        if row.locked_until > now:
+            raise AppError("IDEMPOTENCY_KEY_IN_USE")
+    # Expired key, or a crashed claim past its lease: take it over with a new token.
+    uow.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == row.id)
+        .values(**{k: v for k, v in values.items() if k not in ("institution_id", "key")})
+        .execution_options(synchronize_session=False)
+    )
+    uow.commit()
+    return Claim(row.id, token)
+
+
+def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
+    """Store the response in the caller's transaction; refuses if the claim was taken over."""
+    res = uow.session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == claim.id,
+            IdempotencyKey.claim_token == claim.token,
+            IdempotencyKey.state == "in_progress",
+        )
+        .values(state="done", response_status=status, response_body=body)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        raise AppError("IDEMPOTENCY_KEY_IN_USE")
+
+
+def release(uow: UnitOfWork, claim: Claim) -> None:
+    """Forget a claim whose request failed without effect (5xx), so a retry runs again."""
+    uow.session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.id == claim.id, IdempotencyKey.claim_token == claim.token)
+    )
+
+
+def purge_expired(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Delete keys past their 24 h retention; returns how many."""
+    res = uow.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= (now or utcnow())))
+    return res.rowcount or 0

@@ -1,0 +1,174 @@
+"""Double-entry ledger: accounts, balanced append-only transactions, balance reads. No Flask here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from yibao.db import UnitOfWork, utcnow
+from yibao.errors import AppError
+
+from .models import Account, Entry, LedgerTransaction
+
+FUNDING = "funding"  # where opening balances and yearly contributions come from (the insurance fund)
+CASH = "cash"  # the payer's own money paid at the institution (outside the insurance accounts)
+
+
+def system_account(uow: UnitOfWork, name: str) -> Account:
+    """The funding or cash account, created on first use (races end in the unique system_name)."""
+    acct = uow.session.scalar(select(Account).where(Account.system_name == name))
+    if acct is not None:
+        return acct
+    try:
+        with uow.session.begin_nested():
+            acct = Account(kind=name, system_name=name, balance_fen=0)
+            uow.session.add(acct)
+    except IntegrityError:
+        acct = uow.session.scalar(select(Account).where(Account.system_name == name))
+    assert acct is not None
+    return acct
+
+
+def clearing_account(uow: UnitOfWork, institution_id: int) -> Account:
+    """The institution's clearing account, created on first use."""
+    acct = uow.session.scalar(select(Account).where(Account.institution_id == institution_id))
+    if acct is not None:
+        return acct
+    try:
+        with uow.session.begin_nested():
+            acct = Account(kind="clearing", institution_id=institution_id, balance_fen=0)
+            uow.session.add(acct)
+    except IntegrityError:
+        acct = uow.session.scalar(select(Account).where(Account.institution_id == institution_id))
+    assert acct is not None
+    return acct
+
+
+def personal_account(uow: UnitOfWork, person_id: int) -> Account | None:
+    """The person's personal account, or None (resident insurance has none)."""
+    return uow.session.scalar(select(Account).where(Account.person_id == person_id))
+
+
+def open_personal_account(uow: UnitOfWork, person_id: int) -> Account:
+    """Open (or return) the personal account of an employee-insured person."""
+    acct = personal_account(uow, person_id)
+    if acct is None:
+        acct = Account(kind="personal", person_id=person_id, balance_fen=0)
+        uow.session.add(acct)
+        uow.session.flush()
+    return acct
+
+
+def lock_accounts_of(uow: UnitOfWork, person_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Lock the personal accounts of these persons in one round trip: {person_id: (account_id, balance)}.
+
+    PostgreSQL: FOR UPDATE in id order, so concurrent payers sharing holders never deadlock.
+    """
+    if not person_ids:
+        return {}
+    stmt = (
+        select(Account.person_id, Account.id, Account.balance_fen)
+        .where(Account.person_id.in_(sorted(set(person_ids))))
+        .order_by(Account.id)
+        .with_for_update()
+    )
+    return {row.person_id: (row.id, row.balance_fen) for row in uow.session.execute(stmt)}
+
+
+def settlement_accounts(uow: UnitOfWork, institution_id: int) -> tuple[int, int]:
+    """(clearing account of the institution, cash account) ids, in one round trip when both exist."""
+    rows = uow.session.execute(
+        select(Account.id, Account.kind).where(
+            (Account.institution_id == institution_id) | (Account.system_name == CASH)
+        )
+    ).all()
+    by_kind = {kind: id_ for id_, kind in rows}
+    clearing = by_kind.get("clearing") or clearing_account(uow, institution_id).id
+    cash = by_kind.get("cash") or system_account(uow, CASH).id
+    return clearing, cash
+
+
+def lock_personal_accounts(uow: UnitOfWork, account_ids: Sequence[int]) -> dict[int, int]:
+    """Lock the rows (PostgreSQL: FOR UPDATE, in id order so payers never deadlock) and read balances."""
+    if not account_ids:
+        return {}
+    stmt = (
+        select(Account.id, Account.balance_fen)
+        .where(Account.id.in_(sorted(set(account_ids))))
+        .order_by(Account.id)
+        .with_for_update()
+    )
+    return {row.id: row.balance_fen for row in uow.session.execute(stmt)}
+
+
+def post(
+    uow: UnitOfWork,
+    *,
+    kind: str,
+    legs: Sequence[tuple[int, int]],
+    natural_key: str | None = None,
+    order_id: int | None = None,
+    refund_id: int | None = None,
+    memo: str | None = None,
+    personal_ids: Sequence[int] = (),
+    at: datetime | None = None,
+) -> int:
+    """Post a balanced transaction: insert the legs, move personal balances, seal.
+
+    `personal_ids` are the accounts among the legs whose balance column must follow the entries;
+    their debit is a conditional UPDATE, so a balance can never go below zero even if a caller
+    computed the split from a stale read.
+    """
+    legs = [(a, f) for a, f in legs if f != 0]
+    if sum(f for _, f in legs) != 0:
+        raise ValueError("unbalanced legs")
+    personal = set(personal_ids)
+    for account_id, fen in legs:
+        if account_id in personal:
+            res = uow.session.execute(
+                update(Account)
+                .where(Account.id == account_id, Account.balance_fen + fen >= 0)
+                .values(balance_fen=Account.balance_fen + fen)
+                .execution_options(synchronize_session=False)
+            )
+            if res.rowcount != 1:
+                raise AppError("INSUFFICIENT_BALANCE")
+    created_at = at or utcnow()
+    txns = LedgerTransaction.__table__
+    # Core statements: this is the payment hot path, the ORM's unit of work adds nothing here.
+    txn_id = uow.session.execute(
+        txns.insert()
+        .values(
+            kind=kind,
+            natural_key=natural_key,
+            order_id=order_id,
+            refund_id=refund_id,
+            memo=memo,
+            sealed=False,
+            created_at=created_at,
+        )
+        .returning(txns.c.id)
+    ).scalar_one()
+    if legs:
+        uow.session.execute(
+            Entry.__table__.insert(),
+            [
+                {"transaction_id": txn_id, "account_id": a, "amount_fen": f, "created_at": created_at}
+                for a, f in legs
+            ],
+        )
+    # Sealing asks the database to check SUM(legs) = 0; afterwards the transaction is immutable.
+    uow.session.execute(txns.update().where(txns.c.id == txn_id).values(sealed=True))
+    return txn_id
+
+
+def account_entries_sum(uow: UnitOfWork, account_id: int) -> int:
+    """SUM of an account's entries (used by reconciliation, never on the payment path)."""
+    return int(
+        uow.session.scalar(
+            select(func.coalesce(func.sum(Entry.amount_fen), 0)).where(Entry.account_id == account_id)
+        )
+    )
