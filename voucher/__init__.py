@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
 
 
 def register(app: Flask, api: Any) -> None:
-    """Register the voucher blueprint(s) with the application."""
-    from .routes import blp
+    """Register the voucher blueprints, hooks, CLI and settings with the application."""
+    from yibao import hooks
+    from yibao.db import db
+
+    from . import services
+    from .cli import keys_cli
+    from .keys import KeyRing
+    from .routes import blp, jwks_blp
+
+    ttl = app.config.get("VOUCHER_TTL")
+    if ttl is None:
+        ttl = int(os.environ.get("YIBAO_VOUCHER_TTL") or services.DEFAULT_TTL)
+    if not 1 <= ttl <= services.MAX_TTL:
+        raise RuntimeError(f"YIBAO_VOUCHER_TTL must be between 1 and {services.MAX_TTL} seconds")
+    app.config["VOUCHER_TTL"] = ttl
+    app.extensions["yibao.voucher.keyring"] = KeyRing(lambda readonly: db.uow(readonly=readonly))
+
+    hooks.on("person_created")(services.on_person_created)
+    hooks.on("person_suspended")(services.on_person_suspended)
+    hooks.on("person_activated")(services.on_person_activated)
 
     api.register_blueprint(blp)
+    api.register_blueprint(jwks_blp)
+    app.cli.add_command(keys_cli)
