@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from yibao.db import UnitOfWork, utcnow
@@ -59,6 +59,66 @@ def check_key(key: str | None) -> str:
     return key
 
 
+def _claim_values(institution_id: int, key: str, req_hash: str, lock_seconds: float, now: datetime) -> dict:
+    return {
+        "institution_id": institution_id,
+        "key": key,
+        "request_hash": req_hash,
+        "state": "in_progress",
+        "claim_token": secrets.token_hex(16),
+        "locked_until": now + timedelta(seconds=lock_seconds),
+        "created_at": now,
+        "expires_at": now + RETENTION,
+    }
+
+
+_KEYS = IdempotencyKey.__table__
+# Prebuilt (hot path: every institution POST): no statement construction per request.
+_INSERT_CLAIM = {
+    name: dialect.insert(_KEYS)
+    .on_conflict_do_nothing(index_elements=["institution_id", "key"])
+    .returning(_KEYS.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_COMPLETE = (
+    _KEYS.update()
+    .where(
+        _KEYS.c.id == bindparam("claim_id"),
+        _KEYS.c.claim_token == bindparam("token"),
+        _KEYS.c.state == "in_progress",
+    )
+    .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"))
+)
+
+
+def _insert_claim(uow: UnitOfWork, values: dict) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new claim's id, or None if the key exists."""
+    return uow.session.execute(_INSERT_CLAIM[uow.dialect], values).scalar()
+
+
+def try_claim(
+    uow: UnitOfWork,
+    *,
+    institution_id: int,
+    key: str,
+    req_hash: str,
+    lock_seconds: float,
+    now: datetime | None = None,
+) -> Claim | None:
+    """The common case in one statement: claim a key never seen before (committed), else None.
+
+    Meant for an autocommit unit of work: the single INSERT commits on its own, exactly like the
+    claim transaction of begin(), so a concurrent request sees the claim at once. None means the key
+    exists: call begin() in an ordinary transaction to replay, refuse or take it over.
+    """
+    values = _claim_values(institution_id, key, req_hash, lock_seconds, now or utcnow())
+    new_id = _insert_claim(uow, values)
+    if new_id is None:
+        return None
+    uow.commit()
+    return Claim(new_id, values["claim_token"])
+
+
 def begin(
     uow: UnitOfWork,
     *,
@@ -70,25 +130,9 @@ def begin(
 ) -> Claim | Stored:
     """Claim the key (committing the claim), or return the stored response, or refuse."""
     now = now or utcnow()
-    token = secrets.token_hex(16)
-    values = {
-        "institution_id": institution_id,
-        "key": key,
-        "request_hash": req_hash,
-        "state": "in_progress",
-        "claim_token": token,
-        "locked_until": now + timedelta(seconds=lock_seconds),
-        "created_at": now,
-        "expires_at": now + RETENTION,
-    }
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(IdempotencyKey)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["institution_id", "key"])
-        .returning(IdempotencyKey.id)
-    )
-    new_id = uow.session.scalar(stmt)
+    values = _claim_values(institution_id, key, req_hash, lock_seconds, now)
+    token = values["claim_token"]
+    new_id = _insert_claim(uow, values)
     if new_id is not None:
         uow.commit()
         return Claim(new_id, token)
@@ -119,14 +163,7 @@ def begin(
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
     """Store the response in the caller's transaction; refuses if the claim was taken over."""
     res = uow.session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.id == claim.id,
-            IdempotencyKey.claim_token == claim.token,
-            IdempotencyKey.state == "in_progress",
-        )
-        .values(state="done", response_status=status, response_body=body)
-        .execution_options(synchronize_session=False)
+        _COMPLETE, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body}
     )
     if res.rowcount != 1:
         raise AppError("IDEMPOTENCY_KEY_IN_USE")

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from family_accounts import services as family
 from voucher import services as voucher
@@ -33,6 +34,7 @@ from .models import (
     PaymentOrder,
     Refund,
     TraceCodeSettlement,
+    WebhookEndpoint,
 )
 
 PAY_AUTH_TTL = timedelta(minutes=5)
@@ -565,75 +567,139 @@ def order_view(order: PaymentOrder, org_id: str | None = None) -> dict[str, Any]
     }
 
 
+def _order_for_pay_stmt() -> Any:
+    has_endpoint = (
+        select(WebhookEndpoint.institution_id)
+        .where(WebhookEndpoint.institution_id == PaymentOrder.institution_id)
+        .exists()
+    )
+    clearing = (
+        select(Account.id).where(Account.institution_id == PaymentOrder.institution_id).scalar_subquery()
+    )
+    cash = select(Account.id).where(Account.system_name == ledger.CASH).scalar_subquery()
+    return (
+        select(PaymentOrder, OrderItem.trace_codes, has_endpoint, clearing, cash)
+        .outerjoin(OrderItem, OrderItem.order_id == PaymentOrder.id)
+        .where(PaymentOrder.pay_order_id == bindparam("pay_order_id"))
+        .order_by(OrderItem.line_no)
+        .with_for_update(of=PaymentOrder)
+    )
+
+
+_ORDER_FOR_PAY = _order_for_pay_stmt()  # prebuilt: pay is the hot path
+_ORDERS = PaymentOrder.__table__
+_MARK_PAID = _ORDERS.update().where(_ORDERS.c.id == bindparam("order_pk"))
+
+
+def _order_for_pay(
+    uow: UnitOfWork, pay_order_id: str, institution_id: int
+) -> tuple[PaymentOrder, list[str], bool, int | None, int | None]:
+    """Lock the order and, in the same round trip, read what pay needs besides it.
+
+    (order, settlement keys of its items in line order, webhook endpoint exists, clearing account
+    id, cash account id). Only the order row is locked (FOR UPDATE OF payment_orders): the item rows
+    never change after placement, the endpoint flag is a read like webhooks.enqueue's, and the
+    clearing and cash accounts have no balance column to protect.
+    """
+    rows = uow.session.execute(_ORDER_FOR_PAY, {"pay_order_id": pay_order_id}).all()
+    if not rows or rows[0][0].institution_id != institution_id:
+        raise AppError("ORDER_NOT_FOUND")
+    order, _, endpoint, clearing_id, cash_id = rows[0]
+    keys = [_gs1_key(c) for row in rows for c in (row[1] or ())]
+    return order, keys, bool(endpoint), clearing_id, cash_id
+
+
 def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> PaymentOrder:
     """Settle atomically: debit the accounts, settle traceability codes, post the ledger, mark paid."""
     now = utcnow()
-    order = _order_for_institution(uow, pay_order_id, institution_id)
-    _transition(order, "paid")
-    if order.actor_person_id is not None:  # the binding may have ended since the order was placed
-        source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
-        recheck_actor(
-            uow, actor_person_id=order.actor_person_id, payer_person_id=order.payer_person_id, source=source
+    order, keys, has_endpoint, clearing, cash = _order_for_pay(uow, pay_order_id, institution_id)
+    # No autoflush: the status change would otherwise be written by the next SELECT and the amounts
+    # by a second UPDATE; one explicit flush at the end writes the order once.
+    with uow.session.no_autoflush:
+        _transition(order, "paid")
+        if order.actor_person_id is not None:  # the binding may have ended since the order was placed
+            source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
+            recheck_actor(
+                uow,
+                actor_person_id=order.actor_person_id,
+                payer_person_id=order.payer_person_id,
+                source=source,
+            )
+        holder_pids = [
+            pid
+            for pid in family.mutual_aid_holders(uow, member_person_id=order.payer_person_id)
+            if pid != order.payer_person_id
+        ]
+        # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
+        locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
+        own = locked.get(order.payer_person_id)
+        holders = [locked[pid] for pid in holder_pids if pid in locked]
+        split = money.split_payment(
+            drug_fen=order.drug_fen,
+            delivery_fee_fen=order.delivery_fee_fen,
+            own_balance=own[1] if own else 0,
+            holder_balances=holders,
         )
-    holder_pids = [
-        pid
-        for pid in family.mutual_aid_holders(uow, member_person_id=order.payer_person_id)
-        if pid != order.payer_person_id
-    ]
-    # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
-    locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
-    own = locked.get(order.payer_person_id)
-    holders = [locked[pid] for pid in holder_pids if pid in locked]
-    split = money.split_payment(
-        drug_fen=order.drug_fen,
-        delivery_fee_fen=order.delivery_fee_fen,
-        own_balance=own[1] if own else 0,
-        holder_balances=holders,
-    )
-    if order.account_only and split.cash_fen > order.delivery_fee_fen:
-        raise AppError("INSUFFICIENT_BALANCE")
-    keys = _trace_keys(order_items(uow, order))
-    if keys:
-        _settle_codes(uow, keys, order.id, now)
-    clearing, cash = ledger.settlement_accounts(uow, institution_id)
-    legs = [(acct_id, -fen) for acct_id, fen in split.mutual_aid]
-    if own:
-        legs.append((own[0], -split.account_fen))
-    legs += [(cash, -split.cash_fen), (clearing, split.total_fen)]
-    personal = [own[0]] if own else []
-    ledger.post(
+        if order.account_only and split.cash_fen > order.delivery_fee_fen:
+            raise AppError("INSUFFICIENT_BALANCE")
+        if keys:
+            _settle_codes(uow, keys, order.id, now)
+        if clearing is None or cash is None:  # first payment of this institution (or of the system)
+            clearing, cash = ledger.settlement_accounts(uow, institution_id)
+        legs = [(acct_id, -fen) for acct_id, fen in split.mutual_aid]
+        if own:
+            legs.append((own[0], -split.account_fen))
+        legs += [(cash, -split.cash_fen), (clearing, split.total_fen)]
+        personal = [own[0]] if own else []
+        ledger.post(
+            uow,
+            kind="payment",
+            legs=legs,
+            order_id=order.id,
+            personal_ids=personal + [a for a, _ in holders],
+            at=now,
+        )
+        faults.hit("pay.after_debit")
+        paid = {
+            "status": order.status,
+            "account_pay_fen": split.account_fen,
+            "mutual_aid_pay_fen": split.mutual_aid_fen,
+            "cash_pay_fen": split.cash_fen,
+            "paid_at": now,
+            "updated_at": now,
+        }
+        # One prebuilt UPDATE instead of an ORM flush; the loaded object is then told the new values
+        # as committed state, so the session has nothing left to write for it.
+        uow.session.execute(_MARK_PAID, {"order_pk": order.id, **paid})
+        for attr, value in paid.items():
+            set_committed_value(order, attr, value)
+    webhooks.enqueue(
         uow,
-        kind="payment",
-        legs=legs,
-        order_id=order.id,
-        personal_ids=personal + [a for a, _ in holders],
-        at=now,
+        institution_id=institution_id,
+        type="payment.paid",
+        data=order_view(order),
+        now=now,
+        has_endpoint=has_endpoint,
     )
-    faults.hit("pay.after_debit")
-    order.account_pay_fen = split.account_fen
-    order.mutual_aid_pay_fen = split.mutual_aid_fen
-    order.cash_pay_fen = split.cash_fen
-    order.paid_at = now
-    order.updated_at = now
-    uow.session.flush()
-    webhooks.enqueue(uow, institution_id=institution_id, type="payment.paid", data=order_view(order), now=now)
     faults.hit("pay.before_commit")
     return order
 
 
+_SETTLEMENTS = TraceCodeSettlement.__table__
+_SETTLE_CODES = {
+    name: insert(_SETTLEMENTS)
+    .on_conflict_do_nothing(index_elements=["code"], index_where=_SETTLEMENTS.c.released_at.is_(None))
+    .returning(_SETTLEMENTS.c.id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def _settle_codes(uow: UnitOfWork, keys: Sequence[str], order_id: int, now: datetime) -> None:
     """Claim the codes; the partial unique index allows one active settlement per code, system-wide."""
-    insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(TraceCodeSettlement)
-        .values([{"code": k, "order_id": order_id, "settled_at": now} for k in keys])
-        .on_conflict_do_nothing(
-            index_elements=["code"], index_where=TraceCodeSettlement.released_at.is_(None)
-        )
-        .returning(TraceCodeSettlement.id)
-    )
+    rows = [{"code": k, "order_id": order_id, "settled_at": now} for k in keys]
+    # One statement for all codes (insertmanyvalues batches the rows into one INSERT ... VALUES).
     # A concurrent settlement of the same code waits on the index entry, then lands here as a conflict.
-    if len(uow.session.execute(stmt).all()) != len(keys):
+    if len(uow.session.execute(_SETTLE_CODES[uow.dialect], rows).all()) != len(keys):
         raise AppError("TRACE_CODE_ALREADY_SETTLED")
 
 

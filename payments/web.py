@@ -64,14 +64,20 @@ def idempotent(*, required: bool = True) -> Callable:
             key = idempotency.check_key(raw)
             inst = current_institution()
             req_hash = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
-            with db.uow() as uow:
-                outcome = idempotency.begin(
-                    uow,
-                    institution_id=inst.id,
-                    key=key,
-                    req_hash=req_hash,
-                    lock_seconds=current_app.config.get("PAYMENTS_IDEMPOTENCY_LOCK_SECONDS", 30),
-                )
+            lock_seconds = current_app.config.get("PAYMENTS_IDEMPOTENCY_LOCK_SECONDS", 30)
+            claim = {
+                "institution_id": inst.id,
+                "key": key,
+                "req_hash": req_hash,
+                "lock_seconds": lock_seconds,
+            }
+            # A fresh key (the usual case) is claimed by one self-committing INSERT; an existing key
+            # (replay, reuse, in use, takeover) goes through the locking transaction of begin().
+            with db.uow(autocommit=True) as uow:
+                outcome: idempotency.Claim | idempotency.Stored | None = idempotency.try_claim(uow, **claim)
+            if outcome is None:
+                with db.uow() as uow:
+                    outcome = idempotency.begin(uow, **claim)
             if isinstance(outcome, idempotency.Stored):
                 mimetype = errors.PROBLEM_MIME if outcome.status >= 400 else "application/json"
                 resp = _json_response(outcome.status, outcome.body, mimetype)

@@ -102,9 +102,22 @@ def get_endpoint(uow: UnitOfWork, org_id: str) -> EndpointInfo:
     return EndpointInfo(ep.url, crypto.decrypt(ep.secret_enc, purpose=SECRET_PURPOSE, aad=str(inst.id)))
 
 
-def enqueue(uow: UnitOfWork, *, institution_id: int, type: str, data: dict[str, Any], now: datetime) -> None:
-    """Write an outbox event in the caller's transaction (nothing if the institution has no endpoint)."""
-    if uow.session.get(WebhookEndpoint, institution_id) is None:
+def enqueue(
+    uow: UnitOfWork,
+    *,
+    institution_id: int,
+    type: str,
+    data: dict[str, Any],
+    now: datetime,
+    has_endpoint: bool | None = None,
+) -> None:
+    """Write an outbox event in the caller's transaction (nothing if the institution has no endpoint).
+
+    `has_endpoint` lets a caller that already read it in the same transaction spare the lookup.
+    """
+    if has_endpoint is None:
+        has_endpoint = uow.session.get(WebhookEndpoint, institution_id) is not None
+    if not has_endpoint:
         return
     event_id = "msg_" + secrets.token_urlsafe(18)
     payload = json.dumps(

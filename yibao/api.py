@@ -141,7 +141,8 @@ def authenticate_user() -> None:
 
 def authenticate_institution() -> None:
     h = request.headers
-    with db.uow(readonly=True) as uow:
+    # One statement (the institution by key id): autocommit saves BEGIN/ROLLBACK round trips.
+    with db.uow(readonly=True, autocommit=True) as uow:
         g.institution = inst_auth.authenticate(
             uow,
             redis_ext.client,

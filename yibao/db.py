@@ -76,7 +76,14 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping: it cost a round trip on every checkout, i.e. on every unit of work of the hot paths.
+    # A connection that died (database restart, failover) fails its next statement with an
+    # OperationalError; SQLAlchemy then invalidates the whole pool (connection_invalidated) and the
+    # request answers 503 DATABASE_UNAVAILABLE (yibao/errors.py), so after a restart each worker
+    # refuses at most one request and reconnects on the next; clients retry 503s. pool_recycle
+    # replaces connections older than 30 minutes (idle timeouts of proxies and firewalls).
+    # A sync gunicorn worker uses one connection at a time (a few with nested work): 5 + 10 suffices.
+    return create_engine(url, pool_pre_ping=False, pool_recycle=1800, pool_size=5, max_overflow=10)
 
 
 class Database:
@@ -93,6 +100,10 @@ class Database:
             "write": sessionmaker(engine, expire_on_commit=False),
             "read": sessionmaker(engine.execution_options(yb_readonly=True), expire_on_commit=False),
         }
+        if engine.dialect.name == "postgresql":
+            # Single-statement work without BEGIN/COMMIT round trips (see uow(autocommit=True)).
+            auto = engine.execution_options(isolation_level="AUTOCOMMIT", yb_readonly=True)
+            app.extensions["yibao.db"]["auto"] = sessionmaker(auto, expire_on_commit=False)
 
     @staticmethod
     def _ext() -> dict:
@@ -102,9 +113,18 @@ class Database:
     def engine(self) -> Engine:
         return self._ext()["engine"]
 
-    def uow(self, *, readonly: bool = False) -> UnitOfWork:
-        """A unit of work on the current app's database."""
+    def uow(self, *, readonly: bool = False, autocommit: bool = False) -> UnitOfWork:
+        """A unit of work on the current app's database.
+
+        autocommit=True is for work that is ONE statement (a lookup, an INSERT ... ON CONFLICT):
+        on PostgreSQL every statement then commits on its own, which saves the BEGIN and the
+        COMMIT/ROLLBACK round trips; never use it for several statements that must be atomic or
+        for locks (FOR UPDATE would be released at once). On SQLite it is the ordinary unit of
+        work (readonly or write), so callers still call commit() for writes.
+        """
         ext = self._ext()
+        if autocommit and "auto" in ext:
+            return UnitOfWork(ext["auto"])
         return UnitOfWork(ext["read" if readonly else "write"])
 
 
