@@ -46,7 +46,9 @@ def _uow_factory(readonly: bool) -> Any:
 @blp.response(201, VoucherSchema)
 def issue(qr: str | None, on_behalf_of: str | None) -> Any:
     """Issue a short-lived single-use code (for the caller, or a family member via on_behalf_of)."""
-    with db.uow(readonly=True) as uow:
+    # Reads only (a subject row missing for an old person is written through write_uow):
+    # autocommit saves the BEGIN/ROLLBACK round trips on PostgreSQL.
+    with db.uow(readonly=True, autocommit=True) as uow:
         issued = services.issue_voucher(
             uow,
             keyring(),

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -98,6 +98,20 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Hot-path inserts built once, on the tables (Core), with the values bound at execution: no ORM
+# flush, and no per-request statement construction (which cost more CPU than the insert itself).
+_INSERT_EC_TOKEN = EcToken.__table__.insert()
+_INSERT_USAGE = UsageRecord.__table__.insert()
+_INSERT_USE = {
+    "postgresql": pg_insert(VoucherUse.__table__)
+    .on_conflict_do_nothing()
+    .returning(VoucherUse.__table__.c.id),
+    "sqlite": sqlite_insert(VoucherUse.__table__)
+    .on_conflict_do_nothing()
+    .returning(VoucherUse.__table__.c.id),
+}
+
+
 def issue_ec_token(
     uow: UnitOfWork,
     *,
@@ -111,16 +125,17 @@ def issue_ec_token(
     token = "ec_" + secrets.token_urlsafe(27)
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl)
-    uow.session.execute(  # a Core insert: no ORM flush on the verification hot path
-        insert(EcToken).values(
-            token_hash=_hash(token),
-            person_id=person_id,
-            institution_id=institution_id,
-            business_type=business_type,
-            actor_person_id=actor_person_id,
-            created_at=now,
-            expires_at=expires_at,
-        )
+    uow.session.execute(
+        _INSERT_EC_TOKEN,
+        {
+            "token_hash": _hash(token),
+            "person_id": person_id,
+            "institution_id": institution_id,
+            "business_type": business_type,
+            "actor_person_id": actor_person_id,
+            "created_at": now,
+            "expires_at": expires_at,
+        },
     )
     return token, expires_at
 
@@ -412,19 +427,15 @@ def _record_use(uow: UnitOfWork, sub: str, jti: str, exp: int) -> bool:
         "expires_at": datetime.fromtimestamp(exp + LEEWAY, UTC),
         "used_at": utcnow(),
     }
-    table = VoucherUse.__table__  # Core, not the ORM bulk path: RETURNING tells whether it inserted
-    if uow.dialect == "postgresql":
-        stmt = pg_insert(table).values(**values).on_conflict_do_nothing()
-    elif uow.dialect == "sqlite":
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - other databases: a savepoint around a plain insert
+    stmt = _INSERT_USE.get(uow.dialect)  # ON CONFLICT DO NOTHING RETURNING: None when it existed
+    if stmt is None:  # pragma: no cover - other databases: a savepoint around a plain insert
         try:
             with uow.session.begin_nested():
-                uow.session.execute(insert(table).values(**values))
+                uow.session.execute(VoucherUse.__table__.insert(), values)
             return True
         except IntegrityError:
             return False
-    return uow.session.execute(stmt.returning(table.c.id)).first() is not None
+    return uow.session.execute(stmt, values).first() is not None
 
 
 @dataclass
@@ -529,20 +540,21 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext, outcome: Ver
         outcome.ec_token, outcome.person = ec, _person_view(d.person)
         outcome.expires_in = int((ec_exp - utcnow()).total_seconds())
     uow.session.execute(
-        insert(UsageRecord).values(
-            person_id=d.person_id,
-            actor_person_id=d.actor_person_id,
-            institution_id=ctx.institution_id,
-            business_type=ctx.business_type,
-            operator_id=ctx.operator_id,
-            operator_name=ctx.operator_name,
-            device_id=ctx.device_id,
-            out_biz_no=ctx.out_biz_no,
-            jti=d.jti,
-            result="accepted" if outcome.code is None else "refused",
-            code=outcome.code,
-            created_at=utcnow(),
-        )
+        _INSERT_USAGE,
+        {
+            "person_id": d.person_id,
+            "actor_person_id": d.actor_person_id,
+            "institution_id": ctx.institution_id,
+            "business_type": ctx.business_type,
+            "operator_id": ctx.operator_id,
+            "operator_name": ctx.operator_name,
+            "device_id": ctx.device_id,
+            "out_biz_no": ctx.out_biz_no,
+            "jti": d.jti,
+            "result": "accepted" if outcome.code is None else "refused",
+            "code": outcome.code,
+            "created_at": utcnow(),
+        },
     )
 
 

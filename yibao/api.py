@@ -135,7 +135,8 @@ def authenticate_user() -> None:
     token = _bearer()
     if token is None:
         raise AppError("AUTHENTICATION_REQUIRED")
-    with db.uow(readonly=True) as uow:
+    # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips.
+    with db.uow(readonly=True, autocommit=True) as uow:
         g.user = tokens.authenticate(uow, token, secret=current_app.config["SECRET_KEY"])
 
 

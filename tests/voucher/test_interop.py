@@ -15,7 +15,7 @@ from voucher import token as tk
 
 
 def _to_compact(scanned: str) -> str:
-    """What a third-party scanner does with the QR text (docs/voucher.md)."""
+    """What a third-party scanner does with the QR text (README, "Token format")."""
     if not scanned.startswith("YB1:"):
         return scanned
     blob = tk.b45decode(scanned[4:])
