@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 
+from yibao.china_time import CST, china_date, start_of_day
 from yibao.db import utcnow
 
-# Birth dates in ID numbers are calendar dates in China: a birthday starts at midnight Beijing time.
-CST = timezone(timedelta(hours=8), "CST")
+# Re-exported: the domain's code and tests take every date function from this one module.
+__all__ = ["CST", "age_on", "birthday", "now", "start_of_day", "today"]
 
 
 def now() -> datetime:
@@ -16,8 +17,8 @@ def now() -> datetime:
 
 
 def today(at: datetime | None = None) -> date:
-    """The calendar date in China at `at` (default: now())."""
-    return (at or now()).astimezone(CST).date()
+    """The calendar date in China at `at` (default: now()): birthdays start at midnight Beijing time."""
+    return china_date(at or now())
 
 
 def age_on(birth: date, on: date) -> int:
@@ -31,8 +32,3 @@ def birthday(birth: date, years: int) -> date:
         return birth.replace(year=birth.year + years)
     except ValueError:
         return date(birth.year + years, 3, 1)
-
-
-def start_of_day(day: date) -> datetime:
-    """Midnight Beijing time of a calendar date, as a UTC instant."""
-    return datetime(day.year, day.month, day.day, tzinfo=CST).astimezone(UTC)

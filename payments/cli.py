@@ -50,7 +50,7 @@ def credit_contribution(psn_no: str, year: int, amount_fen: int) -> None:
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), required=True)
 @with_appcontext
 def statement(org_id: str, day: Any) -> None:
-    """Print an institution's statement for one UTC day."""
+    """Print an institution's statement for one Beijing calendar day."""
     with db.uow(readonly=True) as uow:
         inst = registry.institution_by_org_id(uow, org_id)
         if inst is None:

@@ -216,7 +216,7 @@ def get_order(pay_order_id: str) -> Response:
 @blp.institution
 @blp.arguments(StatementQuery, location="query")
 def get_statement(args: dict) -> Response:
-    """The institution's statement for one UTC day, reconciled against the ledger."""
+    """The institution's statement for one Beijing calendar day, reconciled against the ledger."""
     inst = current_institution()
     with db.uow(readonly=True) as uow:
         body = services.statement(uow, institution_id=inst.id, day=args["date"])

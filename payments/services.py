@@ -7,7 +7,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, update
@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from family_accounts import services as family
 from voucher import services as voucher
-from yibao import hooks
+from yibao import china_time, hooks
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import MESSAGES, AppError, register_messages
 from yibao.registry import services as registry
@@ -38,6 +38,9 @@ from .models import (
 )
 
 PAY_AUTH_TTL = timedelta(minutes=5)
+# How long after it was placed an order may still be paid: the user's consent (the pay authorization
+# or ec_token it consumed) does not let an institution charge the account days later.
+PAY_WINDOW = timedelta(minutes=30)
 PAYABLE_BUSINESS_TYPES = ("02121", "01301")  # pharmacy purchase, settlement
 PURPOSES = ("online_otc", "counter")
 
@@ -51,6 +54,11 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 _messages = {
+    "ORDER_EXPIRED": (
+        409,
+        "The order was placed more than 30 minutes ago and can no longer be paid; place a new one.",
+        "订单已超过30分钟支付时限，不能再支付；请撤销后重新下单。",
+    ),
     "INSUFFICIENT_BALANCE": (
         409,
         "The personal account cannot cover the drugs and account-only payment was requested.",
@@ -617,6 +625,11 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> Pay
     # by a second UPDATE; one explicit flush at the end writes the order once.
     with uow.session.no_autoflush:
         _transition(order, "paid")
+        if now - order.created_at > PAY_WINDOW:
+            raise AppError("ORDER_EXPIRED")
+        # The payer may have been suspended since the order was placed: a suspended account pays nothing.
+        if registry.person_status_locked(uow, order.payer_person_id) != "active":
+            raise AppError("PERSON_SUSPENDED")
         if order.actor_person_id is not None:  # the binding may have ended since the order was placed
             source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
             recheck_actor(
@@ -856,14 +869,10 @@ def order_refunds(uow: UnitOfWork, order: PaymentOrder) -> list[Refund]:
 # statements
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
 def statement(uow: UnitOfWork, *, institution_id: int, day: date) -> dict[str, Any]:
-    """Orders paid and refunds made on one UTC day, with the ledger's view of the same day."""
-    start, end = _day_bounds(day)
+    """Orders paid and refunds made on one Beijing calendar day, with the ledger's view of the same day."""
+    # A pharmacy's business day is a Beijing date: a UTC day would cut it at 08:00 local time.
+    start, end = china_time.day_bounds(day)
     o = PaymentOrder
     pay = uow.session.execute(
         select(
@@ -898,7 +907,7 @@ def statement(uow: UnitOfWork, *, institution_id: int, day: date) -> dict[str, A
     net_cash = payments["cash_fen"] - refunds["cash_fen"]
     return {
         "date": day.isoformat(),
-        "timezone": "UTC",
+        "timezone": "Asia/Shanghai",
         "payments": payments,
         "refunds": refunds,
         "net": {"total_fen": net_total, "insurance_fen": net_insurance, "cash_fen": net_cash},

@@ -197,6 +197,43 @@ def test_suspended_payer_refused(app, yb, pay, shop, payer):
     assert counts(app)[0] == 0
 
 
+def test_payer_suspended_after_the_order_is_not_charged(app, yb, pay, shop, payer):
+    before_balance = pay.balance(payer)
+    order = pay.order(shop, payer, items=[item(price=700, quantity=1, codes=[trace_code()])])
+    before = counts(app)
+    with app.app_context(), db.uow() as uow:
+        registry.set_person_status(uow, payer.psn_no, "suspended")
+        uow.commit()
+    problem(pay.pay(shop, order["pay_order_id"]), 403, "PERSON_SUSPENDED")
+    assert counts(app) == before  # no entry, no settled code
+    got = yb.as_institution(shop, "GET", f"/payment-orders/{order['pay_order_id']}").get_json()
+    assert got["status"] == "created"
+    # reactivated: the same order pays (a new Idempotency-Key: the refusal is stored under the old one)
+    with app.app_context(), db.uow() as uow:
+        registry.set_person_status(uow, payer.psn_no, "active")
+        uow.commit()
+    r = pay.pay(shop, order["pay_order_id"])
+    assert r.status_code == 200, r.get_json()
+    assert pay.balance(payer) == before_balance - 700
+    assert pay.reconcile()["ok"] is True
+
+
+def test_an_order_is_payable_for_30_minutes_only(app, yb, pay, shop, payer, monkeypatch):
+    stale = pay.order(shop, payer, items=[item(price=300, codes=[trace_code()])])
+    fresh = pay.order(shop, payer, items=[item(price=200)])
+    before = counts(app)
+    placed = utcnow()
+    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=31))
+    problem(pay.pay(shop, stale["pay_order_id"]), 409, "ORDER_EXPIRED")
+    assert counts(app) == before  # nothing debited, no code settled
+    got = yb.as_institution(shop, "GET", f"/payment-orders/{stale['pay_order_id']}").get_json()
+    assert got["status"] == "created"
+    cancel = yb.as_institution(shop, "POST", f"/payment-orders/{stale['pay_order_id']}/cancel")
+    assert cancel.status_code == 200 and cancel.get_json()["status"] == "cancelled"
+    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=29))
+    assert pay.pay(shop, fresh["pay_order_id"]).status_code == 200
+
+
 def test_ec_token_of_another_institution(app, yb, pay, counter, payer):
     other = yb.institution(kind="pharmacy", name="别家药房")
     token = ec_token(app, payer.psn_no, other.org_id)

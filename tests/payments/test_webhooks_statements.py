@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from payments import webhooks
 from payments.models import WebhookEvent
 from tests.support import problem
+from yibao.china_time import china_date
 from yibao.db import db, utcnow
 
 from .conftest import item
@@ -177,7 +178,7 @@ def test_statement_reconciles_to_the_ledger(app, yb, pay, shop, runner, monkeypa
     assert pay.refund(shop, o1["pay_order_id"], {"amount_fen": 2000, "reason": "x"}).status_code == 201
     assert pay.refund(shop, o2["pay_order_id"]).status_code == 201
     assert o3["status"] == "created"
-    today = datetime.now(UTC).date().isoformat()
+    today = china_date(datetime.now(UTC)).isoformat()  # statements are by Beijing calendar day
     r = yb.as_institution(shop, "GET", "/statements", query=f"date={today}")
     assert r.status_code == 200, r.get_json()
     st = r.get_json()
@@ -202,10 +203,53 @@ def test_statement_reconciles_to_the_ledger(app, yb, pay, shop, runner, monkeypa
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["ledger"] == st["ledger"]
     # another day is empty; another institution sees only its own
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    yesterday = china_date(datetime.now(UTC) - timedelta(days=1)).isoformat()
     empty = yb.as_institution(shop, "GET", "/statements", query=f"date={yesterday}").get_json()
     assert empty["payments"]["count"] == 0 and empty["reconciled"] is True
     theirs = yb.as_institution(other, "GET", "/statements", query=f"date={today}").get_json()
     assert theirs["net"]["total_fen"] == 999 and theirs["reconciled"] is True
     problem(yb.as_institution(shop, "GET", "/statements", query="date=2026-13-01"), 422, "VALIDATION_FAILED")
     assert runner.invoke(args=["payments", "reconcile"]).exit_code == 0
+
+
+def test_statement_day_is_the_beijing_calendar_day(yb, pay, shop, monkeypatch):
+    """A payment at 00:30 Beijing time (16:30 UTC the day before) is on the Beijing date's statement."""
+    payer = yb.person(balance=10_000)
+    order = pay.order(shop, payer, items=[item(price=1234)])
+    refunded = pay.order(shop, payer, items=[item(price=100)])
+    late_evening = datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)  # 23:59:59 on 9 March in Beijing
+    after_midnight = datetime(2026, 3, 9, 16, 30, tzinfo=UTC)  # 00:30 on 10 March in Beijing
+    monkeypatch.setattr("payments.services.utcnow", lambda: late_evening)
+    assert pay.pay(shop, refunded["pay_order_id"]).status_code == 200
+    monkeypatch.setattr("payments.services.utcnow", lambda: after_midnight)
+    assert pay.pay(shop, order["pay_order_id"]).status_code == 200
+    assert pay.refund(shop, refunded["pay_order_id"]).status_code == 201
+
+    def day(d: str) -> dict:
+        r = yb.as_institution(shop, "GET", "/statements", query=f"date={d}")
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+
+    ninth, tenth = day("2026-03-09"), day("2026-03-10")
+    assert tenth["timezone"] == "Asia/Shanghai"
+    assert ninth["payments"]["count"] == 1 and ninth["payments"]["total_fen"] == 100
+    assert ninth["refunds"]["count"] == 0 and ninth["ledger"]["clearing_fen"] == 100
+    assert tenth["payments"]["count"] == 1 and tenth["payments"]["total_fen"] == 1234
+    assert tenth["refunds"]["total_fen"] == 100
+    assert tenth["net"]["total_fen"] == 1134 and tenth["ledger"]["clearing_fen"] == 1134
+    assert ninth["reconciled"] and tenth["reconciled"]
+    assert day("2026-03-11")["payments"]["count"] == 0
+
+
+def test_china_day_bounds():
+    from datetime import date
+
+    from yibao.china_time import day_bounds, start_of_day
+
+    assert day_bounds(date(2026, 3, 10)) == (
+        datetime(2026, 3, 9, 16, tzinfo=UTC),
+        datetime(2026, 3, 10, 16, tzinfo=UTC),
+    )
+    assert start_of_day(date(2026, 1, 1)) == datetime(2025, 12, 31, 16, tzinfo=UTC)
+    assert china_date(datetime(2026, 3, 9, 16, tzinfo=UTC)).isoformat() == "2026-03-10"
+    assert china_date(datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)).isoformat() == "2026-03-09"

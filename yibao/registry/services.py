@@ -91,6 +91,19 @@ def person_by_id(uow: UnitOfWork, person_id: int) -> Person | None:
     return uow.session.get(Person, person_id)
 
 
+# Prebuilt: `pay` runs it on every payment.
+_STATUS_SHARED = select(Person.status).where(Person.id == bindparam("person_id")).with_for_update(read=True)
+
+
+def person_status_locked(uow: UnitOfWork, person_id: int) -> str | None:
+    """The person's status, share-locked until the unit of work ends (None if unknown).
+
+    On PostgreSQL a concurrent suspension (an UPDATE of the row) waits for the caller's commit, so a
+    money movement that saw "active" cannot commit after the suspension; SQLite serializes writers.
+    """
+    return uow.session.execute(_STATUS_SHARED, {"person_id": person_id}).scalar()
+
+
 def person_by_id_number(uow: UnitOfWork, id_number: str) -> Person | None:
     return uow.session.scalar(select(Person).where(Person.id_index == id_index(id_number)))
 
