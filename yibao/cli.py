@@ -14,7 +14,12 @@ from marshmallow import ValidationError
 from yibao.db import db
 from yibao.errors import AppError
 from yibao.registry import services as registry
-from yibao.registry.schemas import FilingCreateSchema, InstitutionCreateSchema, PersonCreateSchema
+from yibao.registry.schemas import (
+    FilingCreateSchema,
+    InstitutionCreateSchema,
+    InstitutionUpdateSchema,
+    PersonCreateSchema,
+)
 
 
 def _echo(data: Any) -> None:
@@ -139,6 +144,24 @@ def institution_create(**opts: Any) -> None:
             return creds
 
     _echo(vars(_run(go)))
+
+
+@institution_cli.command("update")
+@click.argument("org_id")
+@click.option("--status", type=click.Choice(["active", "disabled"]))
+@click.option("--service", "services", multiple=True, help="Replaces the designated services (repeat).")
+@with_appcontext
+def institution_update(org_id: str, status: str | None, services: tuple[str, ...]) -> None:
+    """Disable or re-enable an institution, or replace its designated services."""
+    args = _load(InstitutionUpdateSchema(), {"status": status, "services": list(services) or None})
+
+    def go() -> Any:
+        with db.uow() as uow:
+            inst = registry.update_institution(uow, org_id, **args)
+            uow.commit()
+            return {"org_id": inst.org_id, "status": inst.status, "services": inst.services}
+
+    _echo(_run(go))
 
 
 @institution_cli.command("rotate-secret")

@@ -331,6 +331,51 @@ def test_get_unknown_institution(yb):
     problem(yb.admin("GET", "/institutions/org_nope"), 404, "INSTITUTION_NOT_FOUND")
 
 
+def test_disable_and_reenable_institution(yb):
+    inst = yb.institution(kind="pharmacy")
+    assert yb.as_institution(inst, "GET", "/institutions/me").status_code == 200
+    r = yb.admin("PATCH", f"/institutions/{inst.org_id}", {"status": "disabled"})
+    assert r.status_code == 200 and r.get_json()["status"] == "disabled"
+    # effective on the very next signed request: institutions are read afresh, never cached
+    problem(yb.as_institution(inst, "GET", "/institutions/me"), 403, "INSTITUTION_DISABLED")
+    r = yb.admin("PATCH", f"/institutions/{inst.org_id}", {"status": "active"})
+    assert r.status_code == 200 and r.get_json()["status"] == "active"
+    assert yb.as_institution(inst, "GET", "/institutions/me").status_code == 200
+
+
+def test_change_designated_services(yb):
+    inst = yb.institution(kind="pharmacy", services=["02121", "03131"])
+    r = yb.admin("PATCH", f"/institutions/{inst.org_id}", {"services": ["03131", "03131"]})
+    assert r.status_code == 200 and r.get_json()["services"] == ["03131"]
+    me = yb.as_institution(inst, "GET", "/institutions/me").get_json()
+    assert me["services"] == ["03131"] and me["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({}, "_schema"),
+        ({"status": "closed"}, "status"),
+        ({"status": None}, "status"),
+        ({"services": []}, "services"),
+        ({"services": ["99999"]}, "services"),
+        ({"services": "02121"}, "services"),
+        ({"services": ["online_otc"]}, "services"),  # a pharmacy, not an online pharmacy
+        ({"status": "disabled", "name": "x"}, "name"),
+    ],
+)
+def test_update_institution_bad_input(yb, body, field):
+    inst = yb.institution(kind="pharmacy", services=["02121", "03131"])
+    err = problem(yb.admin("PATCH", f"/institutions/{inst.org_id}", body), 422, "VALIDATION_FAILED")
+    assert field in err["errors"], err
+    shown = yb.admin("GET", f"/institutions/{inst.org_id}").get_json()
+    assert shown["status"] == "active" and shown["services"] == ["02121", "03131"]  # nothing written
+
+
+def test_update_unknown_institution(yb):
+    problem(yb.admin("PATCH", "/institutions/org_nope", {"status": "disabled"}), 404, "INSTITUTION_NOT_FOUND")
+
+
 # ---------------------------------------------------------------- transport-level bad input, every endpoint
 
 
@@ -405,6 +450,7 @@ ALL_ADMIN = [
     ("POST", "/persons/psn_x/cross-region-filings"),
     ("POST", "/institutions"),
     ("GET", "/institutions/org_x"),
+    ("PATCH", "/institutions/org_x"),
     ("POST", "/institutions/org_x/secret-rotations"),
 ]
 

@@ -218,6 +218,20 @@ def test_institution_create_and_rotate(runner, yb, client):
     assert result.exit_code == 1 and "INSTITUTION_NOT_FOUND" in result.output
 
 
+def test_institution_update(runner, yb):
+    inst = yb.institution(kind="pharmacy", services=["02121", "03131"])
+    out = ok(run(runner, "institution", "update", inst.org_id, "--status", "disabled"))
+    assert out == {"org_id": inst.org_id, "status": "disabled", "services": ["02121", "03131"]}
+    out = ok(run(runner, "institution", "update", inst.org_id, "--status", "active", "--service", "03131"))
+    assert out["status"] == "active" and out["services"] == ["03131"]
+    for bad in (["--service", "online_otc"], ["--service", "99999"], [], ["--status", "closed"]):
+        result = run(runner, "institution", "update", inst.org_id, *bad)
+        assert result.exit_code != 0, (bad, result.output)
+    assert yb.admin("GET", f"/institutions/{inst.org_id}").get_json()["services"] == ["03131"]
+    result = run(runner, "institution", "update", "org_nope", "--status", "disabled")
+    assert result.exit_code == 1 and "INSTITUTION_NOT_FOUND" in result.output
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -12,6 +12,7 @@ from yibao.db import Base, UTCDateTime, utcnow
 INSURANCE_TYPES = ("employee", "resident")
 PERSON_STATUSES = ("active", "suspended")
 INSTITUTION_KINDS = ("pharmacy", "hospital", "online_pharmacy")
+INSTITUTION_STATUSES = ("active", "disabled")
 BUSINESS_TYPES = {
     "01101": "registration",
     "01201": "consultation",
@@ -84,7 +85,7 @@ class Institution(Base):
     __tablename__ = "institutions"
     __table_args__ = (
         CheckConstraint("kind IN ('pharmacy', 'hospital', 'online_pharmacy')", name="kind"),
-        CheckConstraint("status IN ('active', 'disabled')", name="status"),
+        CheckConstraint("status IN ('active', 'disabled')", name="status"),  # INSTITUTION_STATUSES
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

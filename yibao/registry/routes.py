@@ -15,6 +15,7 @@ from .schemas import (
     InstitutionCreateSchema,
     InstitutionCredentialsSchema,
     InstitutionSchema,
+    InstitutionUpdateSchema,
     PersonCreatedSchema,
     PersonCreateSchema,
     PersonSchema,
@@ -90,6 +91,18 @@ def get_institution(org_id: str) -> Any:
         inst = services.institution_by_org_id(uow, org_id)
         if inst is None:
             raise AppError("INSTITUTION_NOT_FOUND")
+        return inst
+
+
+@blp.route("/institutions/<org_id>", methods=["PATCH"])
+@blp.admin
+@blp.arguments(InstitutionUpdateSchema)
+@blp.response(200, InstitutionSchema)
+def update_institution(args: dict, org_id: str) -> Any:
+    """Disable or re-enable an institution, or change its designated services (at once)."""
+    with db.uow() as uow:
+        inst = services.update_institution(uow, org_id, **args)
+        uow.commit()
         return inst
 
 

@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from yibao.api import Schema
 
-from .models import INSTITUTION_KINDS, INSURANCE_TYPES, PERSON_STATUSES, SERVICES
+from .models import INSTITUTION_KINDS, INSTITUTION_STATUSES, INSURANCE_TYPES, PERSON_STATUSES, SERVICES
 from .validators import is_valid_id_number, is_valid_name, is_valid_region, normalize_id_number
 
 MAX_FEN = 2**53 - 1
@@ -90,6 +90,18 @@ class FilingSchema(Schema):
     region = fields.String()
     valid_from = fields.Date()
     valid_until = fields.Date(allow_none=True)
+
+
+class InstitutionUpdateSchema(Schema):
+    status = fields.String(validate=validate.OneOf(INSTITUTION_STATUSES))
+    services = fields.List(
+        fields.String(validate=validate.OneOf(SERVICES)), validate=validate.Length(min=1, max=16)
+    )
+
+    @validates_schema
+    def _something(self, data: dict, **_: object) -> None:
+        if not data:
+            raise ValidationError("Give status, services or both.", field_name="_schema")
 
 
 class InstitutionCreateSchema(Schema):

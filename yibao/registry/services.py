@@ -234,6 +234,29 @@ def rotate_institution_secret(uow: UnitOfWork, org_id: str) -> InstitutionCreden
     return InstitutionCredentials(inst.org_id, inst.key_id, secret)
 
 
+def update_institution(
+    uow: UnitOfWork, org_id: str, *, status: str | None = None, services: list[str] | None = None
+) -> Institution:
+    """Disable or re-enable an institution, or change its designation; effective on its next request.
+
+    Every signed request reads the institution afresh (no cache), so a disabled institution's next
+    call answers INSTITUTION_DISABLED and a withdrawn service INSTITUTION_NOT_DESIGNATED.
+    """
+    inst = institution_by_org_id(uow, org_id)
+    if inst is None:
+        raise AppError("INSTITUTION_NOT_FOUND")
+    if services is not None:
+        if "online_otc" in services and inst.kind != "online_pharmacy":
+            raise AppError(
+                "VALIDATION_FAILED", errors={"services": ["online_otc is for online pharmacies only."]}
+            )
+        inst.services = sorted(set(services))
+    if status is not None:
+        inst.status = status
+    uow.session.flush()
+    return inst
+
+
 def institution_by_org_id(uow: UnitOfWork, org_id: str) -> Institution | None:
     return uow.session.scalar(select(Institution).where(Institution.org_id == org_id))
 
