@@ -70,6 +70,21 @@ def reconcile() -> None:
         raise SystemExit(1)
 
 
+@payments_cli.command("expire-orders")
+@with_appcontext
+def expire_orders() -> None:
+    """Cancel orders left unpaid past the 30-minute pay window (run from cron, e.g. every few minutes)."""
+    cancelled: list[str] = []
+    while True:  # batches, each its own short transaction
+        with db.uow() as uow:
+            batch = services.expire_unpaid_orders(uow)
+            uow.commit()
+        cancelled += batch
+        if not batch:
+            break
+    _echo({"cancelled": len(cancelled), "pay_order_ids": cancelled})
+
+
 @payments_cli.command("purge-idempotency-keys")
 @with_appcontext
 def purge() -> None:

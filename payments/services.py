@@ -730,6 +730,36 @@ def cancel_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> 
     return order
 
 
+def expire_unpaid_orders(uow: UnitOfWork, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Cancel orders left unpaid past the pay window (cron: `yibao payments expire-orders`).
+
+    Each gets the payment.cancelled webhook like an institution's cancel. Rows locked by a payment
+    in flight are skipped (that payment is refused as ORDER_EXPIRED; the next run cancels the order).
+    """
+    now = now or utcnow()
+    orders = uow.session.scalars(
+        select(PaymentOrder)
+        .where(PaymentOrder.status == "created", PaymentOrder.created_at < now - PAY_WINDOW)
+        .order_by(PaymentOrder.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for order in orders:
+        _transition(order, "cancelled")
+        order.cancelled_at = now
+        order.updated_at = now
+    uow.session.flush()
+    for order in orders:
+        webhooks.enqueue(
+            uow,
+            institution_id=order.institution_id,
+            type="payment.cancelled",
+            data=order_view(order),
+            now=now,
+        )
+    return [o.pay_order_id for o in orders]
+
+
 def _paid_by_source(uow: UnitOfWork, order: PaymentOrder) -> dict[int, int]:
     """Net fen each personal account paid for this order so far (payment minus refunds), from the ledger."""
     rows = uow.session.execute(

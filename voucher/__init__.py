@@ -14,7 +14,7 @@ def register(app: Flask, api: Any) -> None:
     from yibao.db import db
 
     from . import services
-    from .cli import keys_cli
+    from .cli import keys_cli, vouchers_cli
     from .keys import KeyRing
     from .routes import blp, jwks_blp
 
@@ -33,3 +33,4 @@ def register(app: Flask, api: Any) -> None:
     api.register_blueprint(blp)
     api.register_blueprint(jwks_blp)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(vouchers_cli)

@@ -1,4 +1,4 @@
-"""`yibao voucher-keys ...`: generate, rotate, list and retire voucher signing keys."""
+"""`yibao voucher-keys ...` (generate, rotate, list, retire signing keys) and `yibao vouchers ...`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from yibao.db import db
 
-from . import keys
+from . import keys, services
 from .services import LEEWAY, MAX_TTL
 
 
@@ -75,3 +75,18 @@ def list_cmd() -> None:
     """Show every key with its status (signing, verifying, retired)."""
     with db.uow(readonly=True) as uow:
         _echo(keys.list_keys(uow))
+
+
+@click.group("vouchers")
+def vouchers_cli() -> None:
+    """Voucher housekeeping."""
+
+
+@vouchers_cli.command("purge-expired")
+@with_appcontext
+def purge_expired() -> None:
+    """Delete expired single-use records and ec_tokens (run from cron, e.g. hourly)."""
+    with db.uow() as uow:
+        counts = services.purge_expired(uow)
+        uow.commit()
+    _echo({"deleted": counts})

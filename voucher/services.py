@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -155,6 +155,18 @@ def resolve_ec_token(uow: UnitOfWork, token: str, *, institution_id: int) -> EcT
     return EcTokenGrant(
         row.person_id, row.institution_id, row.business_type, row.expires_at, row.actor_person_id
     )
+
+
+def purge_expired(uow: UnitOfWork, now: datetime | None = None) -> dict[str, int]:
+    """Delete single-use rows and ec_tokens past their expiry (cron: `yibao vouchers purge-expired`).
+
+    Safe at any time: a code past exp + leeway is refused as expired before its use row is consulted,
+    and an expired ec_token is refused whether its row exists or not. The usage audit is kept.
+    """
+    now = now or utcnow()
+    uses = uow.session.execute(delete(VoucherUse).where(VoucherUse.expires_at < now)).rowcount
+    ec = uow.session.execute(delete(EcToken).where(EcToken.expires_at < now)).rowcount
+    return {"voucher_uses": uses, "ec_tokens": ec}
 
 
 # ---------------------------------------------------------------- subjects (opaque sub) and revocation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -565,3 +566,30 @@ def test_acting_permission_is_checked_again_at_pay(app, yb, pay, shop, monkeypat
     problem(pay.pay(shop, o["pay_order_id"]), 403, "NOT_PERMITTED")
     assert counts(app) == before
     assert pay.balance(child) == 3000
+
+
+def test_expire_unpaid_orders(app, yb, pay, shop, payer, runner, monkeypatch):
+    from payments import services
+    from payments.models import WebhookEvent
+
+    yb.admin("PUT", f"/institutions/{shop.org_id}/webhook", {"url": "https://shop.example/hooks"})
+    stale = pay.order(shop, payer, items=[item(price=300)])
+    paid = pay.order(shop, payer, items=[item(price=200)])
+    assert pay.pay(shop, paid["pay_order_id"]).status_code == 200
+    placed = utcnow()
+    with app.app_context(), db.uow() as uow:  # still inside the pay window: nothing to do
+        assert services.expire_unpaid_orders(uow, now=placed + timedelta(minutes=29)) == []
+        uow.commit()
+    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=31))
+    out = runner.invoke(args=["payments", "expire-orders"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {"cancelled": 1, "pay_order_ids": [stale["pay_order_id"]]}
+    get = yb.as_institution
+    assert get(shop, "GET", f"/payment-orders/{stale['pay_order_id']}").get_json()["status"] == "cancelled"
+    assert get(shop, "GET", f"/payment-orders/{paid['pay_order_id']}").get_json()["status"] == "paid"
+    with app.app_context(), db.uow(readonly=True) as uow:
+        types = uow.session.scalars(select(WebhookEvent.type).order_by(WebhookEvent.id)).all()
+    assert types == ["payment.paid", "payment.cancelled"]
+    again = runner.invoke(args=["payments", "expire-orders"])
+    assert json.loads(again.output)["cancelled"] == 0
+    pay.reconcile()
