@@ -7,11 +7,6 @@ the crash test runs on both databases.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +19,7 @@ import requests
 from sqlalchemy import func, select
 
 from payments.models import Entry, IdempotencyKey, LedgerTransaction, PaymentOrder, TraceCodeSettlement
+from tests import servers
 from tests.conftest import TEST_SECRET
 from tests.support import ADMIN_TOKEN, sign_headers
 from yibao.db import db
@@ -31,72 +27,21 @@ from yibao.db import db
 from .conftest import item, trace_code
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
 def gunicorn(app, tmp_path: Path, *, workers: int = 4, env: dict[str, str] | None = None) -> Iterator[str]:
     """The real service on a free port, against the test's database and Redis."""
-    port = _free_port()
-    full_env = {
-        **os.environ,
+    settings = {
         "DATABASE_URL": app.config["DATABASE_URL"],
         "REDIS_URL": app.config["REDIS_URL"],
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "SECRET_KEY": TEST_SECRET,
-        "YIBAO_INSTANCE_DIR": str(tmp_path / "instance"),
         "YIBAO_IDEMPOTENCY_LOCK_SECONDS": "2",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
         **(env or {}),
     }
-    log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "-t",
-            "60",
-            "yibao.wsgi:app",
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, (tmp_path / f"gunicorn-{port}.log").read_text()
-            assert time.time() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+    with servers.gunicorn(settings, workers=workers, log_dir=tmp_path) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def signed(url: str, inst, method: str, path: str, body: dict | None = None, key: str | None = None):

@@ -1,87 +1,17 @@
-"""Real servers for multi-process tests: gunicorn with several workers, and a local Redis Cluster."""
+"""A local Redis Cluster for the replay tests (gunicorn servers come from tests/servers.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], workers: int = 4) -> Iterator[str]:
-    """`gunicorn yibao.wsgi:app` on a free loopback port; yields its base URL."""
-    port = free_port()
-    instance = tempfile.mkdtemp(prefix="yibao-voucher-race-")
-    full_env = {
-        **{
-            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL"}
-        },
-        "YIBAO_INSTANCE_DIR": instance,
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    log = open(Path(instance) / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--access-logfile",
-            "/dev/null",
-            "yibao.wsgi:app",
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((Path(instance) / "server.log").read_text())
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2):  # noqa: S310
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(instance, ignore_errors=True)
 
 
 def _port_free(port: int) -> bool:

@@ -11,11 +11,12 @@ from collections import Counter
 import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.servers import gunicorn
 from tests.support import ADMIN_TOKEN, problem, sign_headers
 from voucher.models import EcToken, VoucherUse
 
 from .conftest import SCAN_FIELDS, count_rows
-from .servers import gunicorn, redis_cluster, server_binary
+from .servers import redis_cluster, server_binary
 
 RACERS = 24
 
