@@ -187,6 +187,69 @@ def test_set_status_of_unknown_person(yb):
     problem(yb.admin("PATCH", "/persons/psn_nope", {"status": "suspended"}), 404, "PERSON_NOT_FOUND")
 
 
+def test_lookup_person_by_id_number(yb, rows):
+    p = yb.person(activate=False)
+    yb.person(activate=False)
+    before = rows()
+    r = yb.admin("POST", "/persons/lookups", {"id_number": p.id_number.lower()})  # x or X alike
+    assert r.status_code == 200, r.get_json()
+    got = r.get_json()
+    assert got["psn_no"] == p.psn_no and got["id_number_masked"] != p.id_number
+    assert p.id_number not in r.get_data(as_text=True) and p.name not in r.get_data(as_text=True)
+    problem(yb.admin("POST", "/persons/lookups", {"id_number": make_id_number()}), 404, "PERSON_NOT_FOUND")
+    assert rows() == before  # a lookup writes nothing
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"id_number": "123"}, {"id_number": 110105199003071239}, {"id_number": "x", "name": "y"}],
+)
+def test_lookup_person_bad_input(yb, body):
+    err = problem(yb.admin("POST", "/persons/lookups", body), 422, "VALIDATION_FAILED")
+    assert err["errors"]
+
+
+def test_list_persons_filters_and_pages(yb):
+    employees = [yb.person(activate=False, region="532900") for _ in range(3)]
+    resident = yb.person(activate=False, insurance_type="resident", region="110101")
+    suspended = yb.person(activate=False, status="suspended", region="532900")
+    seen, cursor = [], None
+    while True:
+        q = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = yb.admin("GET", f"/persons?{q}").get_json()
+        assert len(page["items"]) <= 2
+        seen += [i["psn_no"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [x.psn_no for x in (*employees, resident, suspended)]  # registration order, no repeats
+    by = lambda q: [i["psn_no"] for i in yb.admin("GET", f"/persons?{q}").get_json()["items"]]  # noqa: E731
+    assert by("insurance_type=resident") == [resident.psn_no]
+    assert by("status=suspended") == [suspended.psn_no]
+    assert by("insured_region=532900&status=active") == [e.psn_no for e in employees]
+    item = yb.admin("GET", "/persons?limit=1").get_json()["items"][0]
+    assert set(item) >= {"psn_no", "name_masked", "id_number_masked", "status"}
+    assert "id_number" not in item and "name" not in item
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "cursor=0",
+        "cursor=-3",
+        "status=gone",
+        "insurance_type=x",
+        "insured_region=999999",
+    ],
+)
+def test_list_persons_bad_query(yb, query):
+    err = problem(yb.admin("GET", f"/persons?{query}"), 422, "VALIDATION_FAILED")
+    assert err["errors"]
+
+
 # ---------------------------------------------------------------- cross-region filings
 
 
@@ -372,6 +435,28 @@ def test_update_institution_bad_input(yb, body, field):
     assert shown["status"] == "active" and shown["services"] == ["02121", "03131"]  # nothing written
 
 
+def test_list_institutions_filters_and_pages(yb):
+    a = yb.institution(kind="pharmacy", region="532900")
+    b = yb.institution(kind="hospital", region="532900")
+    c = yb.institution(kind="online_pharmacy", region="110100")
+    yb.admin("PATCH", f"/institutions/{b.org_id}", {"status": "disabled"})
+    page1 = yb.admin("GET", "/institutions?limit=2").get_json()
+    page2 = yb.admin("GET", f"/institutions?limit=2&cursor={page1['next_cursor']}").get_json()
+    assert [i["org_id"] for i in page1["items"] + page2["items"]] == [a.org_id, b.org_id, c.org_id]
+    assert page2["next_cursor"] is None
+    by = lambda q: [i["org_id"] for i in yb.admin("GET", f"/institutions?{q}").get_json()["items"]]  # noqa: E731
+    assert by("kind=hospital") == [b.org_id]
+    assert by("status=active&region=532900") == [a.org_id]
+    assert by("region=110100") == [c.org_id]
+    text = yb.admin("GET", "/institutions").get_data(as_text=True)
+    assert a.secret not in text and "secret" not in text
+
+
+@pytest.mark.parametrize("query", ["limit=0", "cursor=x", "kind=clinic", "status=closed", "region=12"])
+def test_list_institutions_bad_query(yb, query):
+    problem(yb.admin("GET", f"/institutions?{query}"), 422, "VALIDATION_FAILED")
+
+
 def test_update_unknown_institution(yb):
     problem(yb.admin("PATCH", "/institutions/org_nope", {"status": "disabled"}), 404, "INSTITUTION_NOT_FOUND")
 
@@ -445,10 +530,13 @@ def test_oversize_chunked_body(app, client, rows):
 
 ALL_ADMIN = [
     ("POST", "/persons"),
+    ("GET", "/persons"),
+    ("POST", "/persons/lookups"),
     ("GET", "/persons/psn_x"),
     ("PATCH", "/persons/psn_x"),
     ("POST", "/persons/psn_x/cross-region-filings"),
     ("POST", "/institutions"),
+    ("GET", "/institutions"),
     ("GET", "/institutions/org_x"),
     ("PATCH", "/institutions/org_x"),
     ("POST", "/institutions/org_x/secret-rotations"),

@@ -139,6 +139,8 @@ def test_logs_never_contain_id_number_or_name(app, client, yb, json_log):
         "/persons",
         {"name": p.name, "id_number": p.id_number, "insurance_type": "employee", "insured_region": "532900"},
     )
+    yb.admin("POST", "/persons/lookups", {"id_number": p.id_number})
+    yb.admin("POST", "/persons/lookups", {"id_number": p.id_number[:17] + "Y"})
     client.get("/api/v1/_test/boom")
     text = json_log.getvalue()
     assert text, "nothing was logged"

@@ -14,10 +14,15 @@ from .schemas import (
     FilingSchema,
     InstitutionCreateSchema,
     InstitutionCredentialsSchema,
+    InstitutionListQuerySchema,
+    InstitutionPageSchema,
     InstitutionSchema,
     InstitutionUpdateSchema,
     PersonCreatedSchema,
     PersonCreateSchema,
+    PersonListQuerySchema,
+    PersonLookupSchema,
+    PersonPageSchema,
     PersonSchema,
     PersonUpdateSchema,
 )
@@ -35,6 +40,30 @@ def create_person(args: dict) -> Any:
         person = services.create_person(uow, **args)
         uow.commit()
         return {"psn_no": person.psn_no}
+
+
+@blp.route("/persons", methods=["GET"])
+@blp.admin
+@blp.arguments(PersonListQuerySchema, location="query")
+@blp.response(200, PersonPageSchema)
+def list_persons(args: dict) -> Any:
+    """Registered persons, masked, in registration order (?cursor= the previous page's next_cursor)."""
+    with db.uow(readonly=True) as uow:
+        items, next_cursor = services.list_persons(uow, **args)
+        return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/persons/lookups", methods=["POST"])
+@blp.admin
+@blp.arguments(PersonLookupSchema)
+@blp.response(200, PersonSchema)
+def lookup_person(args: dict) -> Any:
+    """Find a person by ID number (in the body: ID numbers never go into URLs or logs)."""
+    with db.uow(readonly=True) as uow:
+        person = services.person_by_id_number(uow, args["id_number"])
+        if person is None:
+            raise AppError("PERSON_NOT_FOUND")
+        return person
 
 
 @blp.route("/persons/<psn_no>", methods=["GET"])
@@ -80,6 +109,17 @@ def create_institution(args: dict) -> Any:
         _, creds = services.create_institution(uow, **args)
         uow.commit()
         return creds
+
+
+@blp.route("/institutions", methods=["GET"])
+@blp.admin
+@blp.arguments(InstitutionListQuerySchema, location="query")
+@blp.response(200, InstitutionPageSchema)
+def list_institutions(args: dict) -> Any:
+    """Designated institutions in registration order (?cursor= the previous page's next_cursor)."""
+    with db.uow(readonly=True) as uow:
+        items, next_cursor = services.list_institutions(uow, **args)
+        return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/institutions/<org_id>", methods=["GET"])

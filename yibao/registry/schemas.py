@@ -75,6 +75,23 @@ class PersonSchema(Schema):
     created_at = fields.DateTime()
 
 
+class PersonLookupSchema(Schema):
+    id_number = IdNumber(required=True)
+
+
+class PersonListQuerySchema(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(PERSON_STATUSES))
+    insurance_type = fields.String(load_default=None, validate=validate.OneOf(INSURANCE_TYPES))
+    insured_region = RegionCode(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class PersonPageSchema(Schema):
+    items = fields.List(fields.Nested(PersonSchema))
+    next_cursor = fields.Integer(allow_none=True)
+
+
 class PersonUpdateSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(PERSON_STATUSES))
 
@@ -102,6 +119,14 @@ class InstitutionUpdateSchema(Schema):
     def _something(self, data: dict, **_: object) -> None:
         if not data:
             raise ValidationError("Give status, services or both.", field_name="_schema")
+
+
+class InstitutionListQuerySchema(Schema):
+    kind = fields.String(load_default=None, validate=validate.OneOf(INSTITUTION_KINDS))
+    region = RegionCode(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(INSTITUTION_STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
 class InstitutionCreateSchema(Schema):
@@ -142,3 +167,8 @@ class InstitutionSchema(Schema):
     key_id = fields.String()
     status = fields.String()
     webhook_url = fields.String(allow_none=True)
+
+
+class InstitutionPageSchema(Schema):
+    items = fields.List(fields.Nested(InstitutionSchema))
+    next_cursor = fields.Integer(allow_none=True)

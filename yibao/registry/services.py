@@ -105,6 +105,44 @@ def person_status_locked(uow: UnitOfWork, person_id: int) -> str | None:
     return uow.session.execute(_STATUS_SHARED, {"person_id": person_id}).scalar()
 
 
+def _page(uow: UnitOfWork, model: Any, filters: dict[str, Any], limit: int, cursor: int | None) -> Any:
+    """Keyset page in id order: (rows, next_cursor); the cursor is the last id seen."""
+    stmt = select(model).where(*(getattr(model, k) == v for k, v in filters.items() if v is not None))
+    if cursor is not None:
+        stmt = stmt.where(model.id > cursor)
+    rows = list(uow.session.scalars(stmt.order_by(model.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def list_persons(
+    uow: UnitOfWork,
+    *,
+    status: str | None = None,
+    insurance_type: str | None = None,
+    insured_region: str | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> tuple[list[Person], int | None]:
+    """Persons in registration order, filtered; shown masked by the caller's schema."""
+    filters = {"status": status, "insurance_type": insurance_type, "insured_region": insured_region}
+    return _page(uow, Person, filters, limit, cursor)
+
+
+def list_institutions(
+    uow: UnitOfWork,
+    *,
+    kind: str | None = None,
+    region: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> tuple[list[Institution], int | None]:
+    """Institutions in registration order, filtered (never their secrets)."""
+    return _page(uow, Institution, {"kind": kind, "region": region, "status": status}, limit, cursor)
+
+
 def person_by_id_number(uow: UnitOfWork, id_number: str) -> Person | None:
     return uow.session.scalar(select(Person).where(Person.id_index == id_index(id_number)))
 
