@@ -6,6 +6,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from yibao.api import Schema
+from yibao.errors import register_field_messages
+
+_ONE_GRANT = "Send exactly one of pay_auth_no and ec_token."
+register_field_messages({_ONE_GRANT: "pay_auth_no 与 ec_token 必须且只能提供一个。"})
 
 
 class PayAuthorizationIn(Schema):
@@ -49,7 +53,7 @@ class OrderIn(Schema):
     @ma.validates_schema
     def _one_grant(self, data: dict, **_: object) -> None:
         if (data.get("pay_auth_no") is None) == (data.get("ec_token") is None):
-            raise ma.ValidationError("Send exactly one of pay_auth_no and ec_token.", "pay_auth_no")
+            raise ma.ValidationError(_ONE_GRANT, "pay_auth_no")
 
 
 class OrderOut(Schema):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -91,6 +92,82 @@ def preferred_language() -> str:
     return "zh-CN" if best.startswith("zh") else "en"
 
 
+# The field map of VALIDATION_FAILED in Chinese: marshmallow's default messages and the shell's own;
+# domains add theirs with register_field_messages. A message not listed is passed through in English.
+_FIELD_MESSAGES_ZH = {
+    "Missing data for required field.": "缺少必填字段。",
+    "Field may not be null.": "字段不能为 null。",
+    "Unknown field.": "未知字段。",
+    "Invalid input type.": "输入类型无效。",
+    "Invalid type.": "类型无效。",
+    "Invalid value.": "取值无效。",
+    "Not a valid string.": "不是有效的字符串。",
+    "Not a valid utf-8 string.": "不是有效的 UTF-8 字符串。",
+    "Not a valid integer.": "不是有效的整数。",
+    "Not a valid number.": "不是有效的数字。",
+    "Number too large.": "数值过大。",
+    "Not a valid boolean.": "不是有效的布尔值。",
+    "Not a valid list.": "不是有效的列表。",
+    "Not a valid mapping type.": "不是有效的对象。",
+    "Not a valid date.": "不是有效的日期。",
+    "Not a valid datetime.": "不是有效的日期时间。",
+    "Not a valid URL.": "不是有效的 URL。",
+    "String does not match expected pattern.": "格式不正确。",
+    "Must not be blank.": "不能为空白。",
+    "Not a valid person name.": "不是有效的姓名。",
+    "Not a valid 18-digit resident ID number (ID_NUMBER_INVALID).": (
+        "不是有效的18位居民身份证号码（ID_NUMBER_INVALID）。"
+    ),
+    "Unknown administrative region code (REGION_UNKNOWN).": "未知的行政区划代码（REGION_UNKNOWN）。",
+    "Only employee insurance has a personal account.": "只有职工医保有个人账户。",
+    "online_otc is for online pharmacies only.": "online_otc 仅适用于网上药店。",
+    "Give status, services or both.": "请提供 status 或 services（或两者）。",
+}
+_FIELD_PATTERNS_ZH = [
+    (re.compile(r"Must be one of: (.*)\.", re.S), "必须是以下之一：{0}。"),
+    (re.compile(r"Length must be between (\S+) and (\S+)\."), "长度必须在 {0} 到 {1} 之间。"),
+    (re.compile(r"Length must be (\S+)\."), "长度必须为 {0}。"),
+    (re.compile(r"Shorter than minimum length (\S+)\."), "长度不能小于 {0}。"),
+    (re.compile(r"Longer than maximum length (\S+)\."), "长度不能大于 {0}。"),
+    (
+        re.compile(r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\."),
+        "必须大于等于 {0} 且小于等于 {1}。",
+    ),
+    (re.compile(r"Must be greater than or equal to (\S+)\."), "必须大于等于 {0}。"),
+    (re.compile(r"Must be less than or equal to (\S+)\."), "必须小于等于 {0}。"),
+    (re.compile(r"Must be greater than (\S+)\."), "必须大于 {0}。"),
+    (re.compile(r"Must be less than (\S+)\."), "必须小于 {0}。"),
+]
+
+
+def register_field_messages(messages: dict[str, str]) -> None:
+    """Add a domain's validation messages (English → Chinese) for the zh-CN field map."""
+    _FIELD_MESSAGES_ZH.update(messages)
+
+
+def _zh_field_message(message: str) -> str:
+    if message in _FIELD_MESSAGES_ZH:
+        return _FIELD_MESSAGES_ZH[message]
+    for pattern, template in _FIELD_PATTERNS_ZH:
+        m = pattern.fullmatch(message)
+        if m:
+            return template.format(*m.groups())
+    return message
+
+
+def localize_field_messages(messages: Any, language: str) -> Any:
+    """The validation field map with its messages in `language` (zh-CN or en); the structure is kept."""
+    if language != "zh-CN":
+        return messages
+    if isinstance(messages, str):
+        return _zh_field_message(messages)
+    if isinstance(messages, list):
+        return [localize_field_messages(m, language) for m in messages]
+    if isinstance(messages, dict):
+        return {k: localize_field_messages(v, language) for k, v in messages.items()}
+    return messages
+
+
 def problem(code: str, status: int | None = None, detail: str | None = None, **extra: Any) -> Response:
     """Build an application/problem+json response."""
     entry = MESSAGES.get(code)
@@ -109,6 +186,8 @@ def problem(code: str, status: int | None = None, detail: str | None = None, **e
         rid = getattr(request, "request_id", None)
         if rid:
             body["request_id"] = rid
+    if "errors" in extra:
+        extra["errors"] = localize_field_messages(extra["errors"], preferred_language())
     body.update(extra)
     resp = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIME)
     resp.headers["Content-Language"] = preferred_language()

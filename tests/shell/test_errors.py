@@ -55,6 +55,55 @@ def test_validation_keeps_field_map(yb):
     assert body["detail"] == "请求参数不合法。"
 
 
+def test_field_messages_follow_accept_language(yb):
+    body = {"name": 1, "id_number": "123", "insurance_type": "x", "insured_region": "532900", "bogus": True}
+    zh = problem(
+        yb.admin("POST", "/persons", body, headers={"Accept-Language": "zh-CN"}), 422, "VALIDATION_FAILED"
+    )
+    assert zh["errors"] == {
+        "name": ["不是有效的字符串。"],
+        "id_number": ["不是有效的18位居民身份证号码（ID_NUMBER_INVALID）。"],
+        "insurance_type": ["必须是以下之一：employee, resident。"],
+        "bogus": ["未知字段。"],
+    }
+    en = problem(yb.admin("POST", "/persons", body), 422, "VALIDATION_FAILED")
+    assert en["errors"]["bogus"] == ["Unknown field."] and en["errors"]["name"] == ["Not a valid string."]
+    missing = yb.admin("POST", "/persons", {}, headers={"Accept-Language": "zh-CN"}).get_json()
+    assert missing["errors"]["name"] == ["缺少必填字段。"]
+    # a domain error carrying a field map is translated the same way
+    inst = yb.institution(kind="pharmacy")
+    r = yb.admin(
+        "PATCH",
+        f"/institutions/{inst.org_id}",
+        {"services": ["online_otc"]},
+        headers={"Accept-Language": "zh"},
+    )
+    assert problem(r, 422, "VALIDATION_FAILED")["errors"] == {"services": ["online_otc 仅适用于网上药店。"]}
+
+
+@pytest.mark.parametrize(
+    "message,expected",
+    [
+        ("Length must be between 1 and 64.", "长度必须在 1 到 64 之间。"),
+        (
+            "Must be greater than or equal to 1 and less than or equal to 200.",
+            "必须大于等于 1 且小于等于 200。",
+        ),
+        ("Must be greater than or equal to 0.", "必须大于等于 0。"),
+        ("Longer than maximum length 128.", "长度不能大于 128。"),
+        ("Something only the future knows.", "Something only the future knows."),  # passed through
+    ],
+)
+def test_field_message_patterns(message, expected):
+    from yibao.errors import localize_field_messages
+
+    assert localize_field_messages({"f": [message], "g": {"0": [message]}}, "zh-CN") == {
+        "f": [expected],
+        "g": {"0": [expected]},
+    }
+    assert localize_field_messages({"f": [message]}, "en") == {"f": [message]}
+
+
 def test_unexpected_exception_is_opaque(client, caplog):
     resp = client.get("/api/v1/_test/boom", headers={"X-Request-Id": "boom-1"})
     body = problem(resp, 500, "INTERNAL_ERROR")
