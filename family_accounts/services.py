@@ -521,6 +521,11 @@ def acting_permission(uow: UnitOfWork, *, actor_person_id: int, member_psn_no: s
         raise AppError("NOT_PERMITTED")
     if member.id == actor_person_id:
         return member.id
+    # The actor acts through institutions too (an order placed and paid on their authorization), where
+    # no user login checks them: a suspended actor may act for nobody. Share-locked like the payer at
+    # pay time, so a concurrent suspension waits for the delegated action.
+    if registry.person_status_locked(uow, actor_person_id) != "active":
+        raise AppError("PERSON_SUSPENDED")
     # FOR SHARE on PostgreSQL: an ending of this binding waits for the delegated action to commit.
     b = uow.session.scalar(
         select(FamilyBinding)

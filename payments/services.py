@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from yibao.errors import MESSAGES, AppError, register_messages
 from yibao.registry import services as registry
 from yibao.registry.models import Institution, Person
 
-from . import faults, ledger, money, webhooks
+from . import faults, ledger, money, tracecodes, webhooks
 from .models import (
     Account,
     Entry,
@@ -36,6 +35,7 @@ from .models import (
     TraceCodeSettlement,
     WebhookEndpoint,
 )
+from .tracecodes import valid_trace_code
 
 PAY_AUTH_TTL = timedelta(minutes=5)
 # How long after it was placed an order may still be paid: the user's consent (the pay authorization
@@ -54,6 +54,11 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 _messages = {
+    "REFUND_TOO_SMALL_FOR_CODES": (
+        422,
+        "The refunds do not pay back the units whose traceability codes would be released.",
+        "退款金额不足以覆盖所释放追溯码对应药品的金额。",
+    ),
     "ORDER_EXPIRED": (
         409,
         "The order was placed more than 30 minutes ago and can no longer be paid; place a new one.",
@@ -152,23 +157,13 @@ _shared = {
 register_messages(_messages)
 register_messages({k: v for k, v in _shared.items() if k not in MESSAGES})
 
-TRACE_20 = re.compile(r"^\d{20}$")
-# GS1 element string: AI (01) GTIN-14 first, then further AIs (serial, batch, expiry...), either
-# in the human-readable "(01)..." form or raw with FNC1 (GS, \x1d) separators.
-GS1_RAW = re.compile(r"^01\d{14}[0-9A-Za-z!\"%&'*+,\-./:;<=>?_\x1d]{0,60}$")
-_GS1_HRI = re.compile(r"^\(01\)\d{14}(?:\(\d{2,4}\)[!-'*-~]{1,30})*$")
-
-
-def valid_trace_code(code: str) -> bool:
-    """20 digits (Chinese drug traceability code) or a GS1 element string starting with AI 01."""
-    if not isinstance(code, str) or len(code) > 96:
-        return False
-    return bool(TRACE_20.match(code) or _GS1_HRI.match(code) or (GS1_RAW.match(code) and len(code) > 20))
-
 
 def _gs1_key(code: str) -> str:
-    """One settlement key per physical box whatever the notation: strip brackets and separators."""
-    return code.replace("(", "").replace(")", "").replace("\x1d", "")
+    """One settlement key per physical box whatever the notation (see payments/tracecodes.py)."""
+    key = tracecodes.settlement_key(code)
+    if key is None:
+        raise AppError("TRACE_CODE_MALFORMED")
+    return key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,10 +788,11 @@ def refund_order(
     own = ledger.personal_account(uow, order.payer_person_id)
     by_source = _paid_by_source(uow, order)
     own_left = by_source.pop(own.id, 0) if own else 0
-    holder_order = [a.id for a in _holder_accounts(uow, order.payer_person_id)]
-    # Holders in the order they were charged (accounts no longer holders keep their place at the end).
-    aid_left = [(a, by_source[a]) for a in holder_order if by_source.get(a)] + [
-        (a, f) for a, f in by_source.items() if a not in holder_order and f
+    # Holders in the order the payment charged them (its entries' order), whatever the filings say now:
+    # a holder who withdrew since still gets back what they paid, in their place.
+    charged = _charge_order(uow, order)
+    aid_left = [(a, by_source[a]) for a in charged if by_source.get(a)] + [
+        (a, f) for a, f in by_source.items() if a not in charged and f
     ]
     cash_left = order.cash_pay_fen - order.cash_refunded_fen
     rs = money.split_refund(amount, account_left=own_left, mutual_aid_left=aid_left, cash_left=cash_left)
@@ -818,6 +814,18 @@ def refund_order(
     final = order.refunded_fen + amount == order.total_fen
     if final:
         release = list(active)
+    elif release:
+        # A released box may be sold again, so the refunds must have paid back every released box:
+        # otherwise a 1-fen refund naming every code would put the whole order's boxes back on sale.
+        price = _unit_price_by_key(uow, order)
+        released_before = uow.session.scalars(
+            select(TraceCodeSettlement.code).where(
+                TraceCodeSettlement.order_id == order.id, TraceCodeSettlement.released_at.is_not(None)
+            )
+        ).all()
+        value = sum(price.get(k, 0) for k in [*released_before, *release])
+        if value > order.refunded_fen + amount:
+            raise AppError("REFUND_TOO_SMALL_FOR_CODES", released_value_fen=value)
     refund = Refund(
         refund_id="rf_" + secrets.token_urlsafe(18),
         order_id=order.id,
@@ -861,6 +869,29 @@ def refund_order(
         now=now,
     )
     return refund
+
+
+def _charge_order(uow: UnitOfWork, order: PaymentOrder) -> list[int]:
+    """Personal accounts debited by the order's payment, in the order the payment posted them."""
+    rows = uow.session.scalars(
+        select(Entry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .join(Account, Account.id == Entry.account_id)
+        .where(
+            LedgerTransaction.order_id == order.id,
+            LedgerTransaction.kind == "payment",
+            Account.kind == "personal",
+            Entry.amount_fen < 0,
+        )
+        .order_by(Entry.id)
+    ).all()
+    return list(dict.fromkeys(rows))
+
+
+def _unit_price_by_key(uow: UnitOfWork, order: PaymentOrder) -> dict[str, int]:
+    """Each traceability code's settlement key → the unit price of its line."""
+    items = uow.session.scalars(select(OrderItem).where(OrderItem.order_id == order.id)).all()
+    return {_gs1_key(code): it.unit_price_fen for it in items for code in (it.trace_codes or ())}
 
 
 def refund_view(refund: Refund) -> dict[str, Any]:

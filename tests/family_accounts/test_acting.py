@@ -61,6 +61,14 @@ def test_suspended_member(fam: Family):
     assert fam.may(son, mother.psn_no) == "PERSON_SUSPENDED"
 
 
+def test_suspended_actor(fam: Family):
+    son, mother = fam.adult(), fam.adult()
+    fam.active(son, mother)
+    assert fam.yb.admin("PATCH", f"/persons/{son.psn_no}", {"status": "suspended"}).status_code == 200
+    for action in ACTIONS:
+        assert fam.may(son, mother.psn_no, action) == "PERSON_SUSPENDED"
+
+
 def test_pending_that_expired_unobserved_is_refused(fam: Family, move_clock):
     """No read has recorded the expiry yet: acting_permission still goes by the clock."""
     son, mother = fam.adult(), fam.adult()

@@ -222,3 +222,22 @@ def test_member_sees_the_order_her_son_placed_for_her(fam: Family):
     seen = fam.yb.as_user(mother, "GET", f"/payment-orders/{order['pay_order_id']}")
     assert seen.status_code == 200
     assert seen.get_json().get("acted_by") == son.psn_no, seen.get_json()
+
+
+def test_suspended_binder_cannot_spend_the_members_money(fam: Family):
+    """Orders are placed and paid by institutions, where no login checks the binder: the binding does."""
+    mother, son = fam.adult(balance=5_000), fam.adult(balance=5_000)
+    shop = fam.yb.institution(kind="online_pharmacy")
+    fam.active(son, mother, "parent")
+    before_order = _pay_auth(fam, son, mother)
+    placed = _otc_order(fam, shop, _pay_auth(fam, son, mother), price=800, delivery=0)
+    assert placed.status_code == 201, placed.get_json()
+    assert fam.yb.admin("PATCH", f"/persons/{son.psn_no}", {"status": "suspended"}).status_code == 200
+    # suspended before the order is placed, and between placing and paying
+    problem(_otc_order(fam, shop, before_order, price=800, delivery=0), 403, "PERSON_SUSPENDED")
+    problem(_pay(fam, shop, placed.get_json()["pay_order_id"]), 403, "PERSON_SUSPENDED")
+    assert _balance(fam, mother) == 5_000
+    # reactivated, the binding still stands: he may act again
+    assert fam.yb.admin("PATCH", f"/persons/{son.psn_no}", {"status": "active"}).status_code == 200
+    assert _pay(fam, shop, placed.get_json()["pay_order_id"]).status_code == 200
+    assert _balance(fam, mother) == 4_200

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments import money
-from payments.services import valid_trace_code
+from payments.tracecodes import settlement_key, valid_trace_code
 
 fen = st.integers(min_value=0, max_value=money.MAX_FEN)
 small = st.integers(min_value=0, max_value=10**9)
@@ -111,3 +111,58 @@ def test_twenty_digit_codes_are_valid(s):
 def test_gs1_codes_are_valid(gtin, serial):
     assert valid_trace_code(f"(01){gtin}(21){serial}")
     assert valid_trace_code(f"01{gtin}21{serial}\x1d10LOT1")
+
+
+BOX = ("06901234567892", "SERIAL0001")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "(01)06901234567892(21)SERIAL0001",
+        "(01)06901234567892(17)271231(21)SERIAL0001",
+        "(01)06901234567892(10)LOT7(21)SERIAL0001",
+        "(01)06901234567892(21)SERIAL0001(17)271231(10)LOT7",
+        "0106901234567892\x1d21SERIAL0001",
+        "010690123456789221SERIAL0001",
+        "01069012345678921727123121SERIAL0001\x1d10LOT7",
+        "010690123456789210LOT7\x1d21SERIAL0001\x1d17271231",
+        "0106901234567892310200150021SERIAL0001",  # a net weight (3102) before the serial
+    ],
+)
+def test_every_notation_of_one_box_has_one_key(code):
+    assert settlement_key(code) == f"01{BOX[0]}21{BOX[1]}"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "(01)06901234567892(10)LOT7",  # a lot, not one box
+        "(01)06901234567892(21)A(21)B",  # an AI twice
+        "(01)06901234567892(17)2712(21)A",  # expiry of 4 digits
+        "(01)06901234567892(99)(21)A",  # empty value
+        "(01)06901234567892(21)A(88)X",  # unknown AI
+        "(01)0690123456789X(21)A",  # GTIN not digits
+        "(01)06901234567892(21)" + "A" * 21,  # serial over 20
+        "(01)06901234567892(21)A B",  # space outside the GS1 character set
+        "(01)06901234567892 (21)A",
+        "0106901234567892\x1d\x1d21A",
+        "01069012345678921727123",  # truncated fixed field
+    ],
+)
+def test_malformed_gs1(code):
+    assert settlement_key(code) is None and not valid_trace_code(code)
+
+
+@given(
+    gtin=st.from_regex(r"\A[0-9]{14}\Z"),
+    serial=st.from_regex(r"\A[0-9A-Za-z]{1,20}\Z"),
+    lot=st.from_regex(r"\A[0-9A-Za-z]{1,20}\Z"),
+    expiry=st.from_regex(r"\A[0-9]{6}\Z"),
+)
+def test_gs1_key_ignores_extra_fields_and_order(gtin, serial, lot, expiry):
+    key = f"01{gtin}21{serial}"
+    assert settlement_key(f"(01){gtin}(21){serial}") == key
+    assert settlement_key(f"(01){gtin}(17){expiry}(10){lot}(21){serial}") == key
+    assert settlement_key(f"01{gtin}17{expiry}10{lot}\x1d21{serial}") == key
+    assert settlement_key(f"01{gtin}21{serial}\x1d10{lot}") == key

@@ -593,3 +593,61 @@ def test_expire_unpaid_orders(app, yb, pay, shop, payer, runner, monkeypatch):
     again = runner.invoke(args=["payments", "expire-orders"])
     assert json.loads(again.output)["cancelled"] == 0
     pay.reconcile()
+
+
+def test_one_gs1_box_settles_once_whatever_its_notation(pay, shop, payer):
+    first = pay.order(shop, payer, items=[item(codes=["(01)06901234567892(21)SERIAL0001"])])
+    assert pay.pay(shop, first["pay_order_id"]).status_code == 200
+    for same_box in (
+        "(01)06901234567892(17)271231(21)SERIAL0001",
+        "(01)06901234567892(10)LOT7(21)SERIAL0001",
+        "010690123456789210LOT7\x1d21SERIAL0001",
+    ):
+        r = pay.create(shop, pay.order_body(pay.pay_auth(payer), items=[item(codes=[same_box])]))
+        problem(r, 409, "TRACE_CODE_ALREADY_SETTLED")
+
+
+def test_refund_must_pay_back_the_boxes_it_releases(app, yb, pay, shop, payer):
+    a, b = trace_code(), trace_code()
+    o = pay.order(shop, payer, items=[item(price=5000, quantity=2, codes=[a, b])])
+    assert pay.pay(shop, o["pay_order_id"]).status_code == 200
+    before = counts(app)
+    body = {"amount_fen": 1, "reason": "x", "trace_codes": [a, b]}
+    problem(pay.refund(shop, o["pay_order_id"], body), 422, "REFUND_TOO_SMALL_FOR_CODES")
+    problem(
+        pay.refund(shop, o["pay_order_id"], {"amount_fen": 4999, "reason": "x", "trace_codes": [a]}),
+        422,
+        "REFUND_TOO_SMALL_FOR_CODES",
+    )
+    assert counts(app) == before  # nothing refunded, nothing released
+    # a box's price releases its code; later releases count what was released before
+    r = pay.refund(shop, o["pay_order_id"], {"amount_fen": 5000, "reason": "x", "trace_codes": [a]})
+    assert r.status_code == 201 and r.get_json()["released_trace_codes"] == [a]
+    problem(
+        pay.refund(shop, o["pay_order_id"], {"amount_fen": 10, "reason": "x", "trace_codes": [b]}),
+        422,
+        "REFUND_TOO_SMALL_FOR_CODES",
+    )
+    # a refund that releases nothing may be any amount; the final one releases what is left
+    assert pay.refund(shop, o["pay_order_id"], {"amount_fen": 10, "reason": "x"}).status_code == 201
+    final = pay.refund(shop, o["pay_order_id"]).get_json()
+    assert final["released_trace_codes"] == [b]
+    pay.reconcile()
+
+
+def test_refund_follows_the_charge_order_after_a_holder_withdrew(app, yb, pay, shop, monkeypatch):
+    member, h1, h2 = yb.person(balance=0), yb.person(balance=300), yb.person(balance=1000)
+    with app.app_context(), db.uow(readonly=True) as uow:
+        ids = [registry.person_by_psn_no(uow, h.psn_no).id for h in (h1, h2)]
+    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id: ids)
+    o = pay.order(shop, member, items=[item(price=1000)])
+    assert pay.pay(shop, o["pay_order_id"]).status_code == 200
+    assert (pay.balance(h1), pay.balance(h2)) == (0, 300)
+    # h1 withdraws: the order still knows h1 was charged first and h2 last
+    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id: [ids[1]])
+    rf = pay.refund(shop, o["pay_order_id"], {"amount_fen": 300, "reason": "x"}).get_json()
+    assert rf["mutual_aid_refund_fen"] == 300
+    assert (pay.balance(h1), pay.balance(h2)) == (0, 600)  # the last-charged holder first
+    pay.refund(shop, o["pay_order_id"])
+    assert (pay.balance(h1), pay.balance(h2)) == (300, 1000)
+    pay.reconcile()
