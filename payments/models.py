@@ -20,10 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yibao.db import Base, UTCDateTime, utcnow
+from yibao.db import Base, BigId, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so autoincrement works) on SQLite.
-BigId = BigInteger().with_variant(Integer, "sqlite")
 
 ACCOUNT_KINDS = ("personal", "clearing", "funding", "cash")
 ORDER_STATUSES = ("created", "paid", "partially_refunded", "refunded", "cancelled")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from yibao.api import Schema
+from yibao.db import MAX_ID
 from yibao.errors import register_field_messages
 
 _ONE_GRANT = "Send exactly one of pay_auth_no and ec_token."
@@ -102,7 +105,7 @@ class AccountQuery(Schema):
 class EntriesQuery(Schema):
     on_behalf_of = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
 
 
 class AccountOut(Schema):
@@ -111,7 +114,9 @@ class AccountOut(Schema):
 
 
 class StatementQuery(Schema):
-    date = fields.Date(required=True)
+    date = fields.Date(
+        required=True, validate=validate.Range(min=dt.date(2000, 1, 1), max=dt.date(9999, 12, 30))
+    )
 
 
 class ContributionIn(Schema):

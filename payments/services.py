@@ -911,13 +911,23 @@ def refund_view(refund: Refund) -> dict[str, Any]:
 def order_for_reader(
     uow: UnitOfWork, pay_order_id: str, *, institution_id: int | None = None, person_id: int | None = None
 ) -> PaymentOrder:
-    """GET: the owning institution, or the payer (or whoever paid for them); everyone else: not found."""
+    """GET: the owning institution, the payer, or the relative who acted for the payer while the
+    binding still lets them read the payer's account; everyone else: not found."""
     order = uow.session.scalar(select(PaymentOrder).where(PaymentOrder.pay_order_id == pay_order_id))
     if order is None:
         raise AppError("ORDER_NOT_FOUND")
     if institution_id is not None and order.institution_id == institution_id:
         return order
-    if person_id is not None and person_id in (order.payer_person_id, order.actor_person_id):
+    if person_id is not None and person_id == order.payer_person_id:
+        return order
+    if person_id is not None and person_id == order.actor_person_id:
+        payer = registry.person_by_id(uow, order.payer_person_id)
+        try:  # checked now: an ended binding ends the view of the member's orders (refunds included)
+            family.acting_permission(
+                uow, actor_person_id=person_id, member_psn_no=payer.psn_no, action="read_account"
+            )
+        except AppError:
+            raise AppError("ORDER_NOT_FOUND") from None
         return order
     raise AppError("ORDER_NOT_FOUND")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yibao.db import Base, UTCDateTime, utcnow
+from yibao.db import Base, BigId, UTCDateTime, utcnow
 
 
 class EcToken(Base):
@@ -64,7 +64,7 @@ class VoucherUse(Base):
     __tablename__ = "voucher_uses"
     __table_args__ = (UniqueConstraint("sub", "jti", name="uq_voucher_uses_sub_jti"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sub: Mapped[str] = mapped_column(String(16))
     jti: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # rows past it may be pruned
@@ -80,7 +80,7 @@ class UsageRecord(Base):
     __tablename__ = "voucher_usage"
     __table_args__ = (Index("ix_voucher_usage_person_id_id", "person_id", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)

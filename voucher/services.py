@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from family_accounts import services as family
-from yibao.db import UnitOfWork, utcnow
+from yibao.db import MAX_ID, UnitOfWork, utcnow
 from yibao.errors import AppError, register_messages
 from yibao.redis_store import guard
 from yibao.registry import services as registry
@@ -635,7 +635,7 @@ def _decode_cursor(cursor: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         last_id = data["id"]
-        if type(last_id) is not int or last_id < 1:
+        if type(last_id) is not int or not 1 <= last_id <= MAX_ID:
             raise ValueError(cursor)
         return last_id
     except (ValueError, KeyError, TypeError) as exc:

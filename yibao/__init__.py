@@ -16,7 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Imported here: names like `db` and `api` must not shadow the yibao.db / yibao.api modules.
     from . import config as config_module
     from . import errors, observability
-    from .api import Api, check_json_body
+    from .api import Api, check_json_body, refuse_nul_in_path
     from .db import db
     from .identity.providers import load_provider
     from .redis_store import redis_ext
@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     redis_ext.init_app(app)
     app.extensions["yibao.identity"] = load_provider(app.config)
+    app.before_request(refuse_nul_in_path)
     app.before_request(check_json_body)
 
     api = Api(app)  # one per app: the OpenAPI spec must not accumulate across test apps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -57,12 +57,37 @@ PROBLEM_SCHEMA = {
 }
 
 
+NUL_MESSAGE = "Must not contain NUL characters."
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Schema(ma.Schema):
-    """Unknown fields are an error; output keeps declaration order."""
+    """Unknown fields are an error; no string may hold NUL; output keeps declaration order."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.pre_load(pass_collection=True)
+    def _refuse_nul(self, data: Any, **_: Any) -> Any:
+        # No field of this API has a use for NUL, and PostgreSQL text cannot store it: refuse it
+        # here, before any side effect (a verification consumes the code before its audit insert).
+        if isinstance(data, Mapping):
+            bad = {str(k): [NUL_MESSAGE] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+            if bad:
+                raise ma.ValidationError(bad)
+        elif _has_nul(data):
+            raise ma.ValidationError(NUL_MESSAGE)
+        return data
 
 
 class Api(_Api):
@@ -168,6 +193,12 @@ def current_institution() -> inst_auth.CurrentInstitution:
 
 
 JSON_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def refuse_nul_in_path() -> None:
+    """A path with NUL names no resource (and PostgreSQL could not even look it up)."""
+    if "\x00" in request.path:
+        raise AppError("NOT_FOUND")
 
 
 def check_json_body() -> None:

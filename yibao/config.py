@@ -54,6 +54,10 @@ class Config:
         self.REDIS_CLUSTER_URL = env.get("REDIS_CLUSTER_URL") or None
         self.ADMIN_TOKEN = env.get("ADMIN_TOKEN") or None
         self.SANDBOX_IDENTITY_ENABLED = _bool(env.get("YIBAO_SANDBOX_IDENTITY"), default=not production)
+        # 'package.module:factory' of a real face-verification provider (yibao.identity.providers).
+        self.IDENTITY_PROVIDER = env.get("IDENTITY_PROVIDER") or None
+        if production and self.IDENTITY_PROVIDER == "sandbox":
+            raise RuntimeError("IDENTITY_PROVIDER=sandbox is for development, not YIBAO_ENV=production")
         self.MAX_CONTENT_LENGTH = int(env.get("YIBAO_MAX_BODY_BYTES", 128 * 1024))
         self.ACCESS_TOKEN_TTL = int(env.get("YIBAO_ACCESS_TOKEN_TTL", 15 * 60))
         self.REFRESH_TOKEN_TTL = int(env.get("YIBAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -47,6 +47,12 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Primary keys of tables that grow with traffic (ledger entries, scans): BIGINT on PostgreSQL;
+# SQLite's INTEGER PRIMARY KEY is already a 64-bit rowid (and only that spelling autoincrements).
+BigId = BigInteger().with_variant(Integer, "sqlite")
+MAX_ID = 2**63 - 1  # BIGINT: an id or cursor beyond it from a client must be refused before the database
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -55,7 +61,9 @@ def utcnow() -> datetime:
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and writer serialization."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -83,7 +91,11 @@ def make_engine(url: str) -> Engine:
     # refuses at most one request and reconnects on the next; clients retry 503s. pool_recycle
     # replaces connections older than 30 minutes (idle timeouts of proxies and firewalls).
     # A sync gunicorn worker uses one connection at a time (a few with nested work): 5 + 10 suffices.
-    return create_engine(url, pool_pre_ping=False, pool_recycle=1800, pool_size=5, max_overflow=10)
+    # hide_parameters: a failed statement's error text (logged) must not carry the bound values,
+    # which include personal data (operator names, birth dates).
+    return create_engine(
+        url, pool_pre_ping=False, pool_recycle=1800, pool_size=5, max_overflow=10, hide_parameters=True
+    )
 
 
 class Database:

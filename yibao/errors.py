@@ -122,6 +122,7 @@ _FIELD_MESSAGES_ZH = {
     "Only employee insurance has a personal account.": "只有职工医保有个人账户。",
     "online_otc is for online pharmacies only.": "online_otc 仅适用于网上药店。",
     "Give status, services or both.": "请提供 status 或 services（或两者）。",
+    "Must not contain NUL characters.": "不能包含 NUL 字符。",
 }
 _FIELD_PATTERNS_ZH = [
     (re.compile(r"Must be one of: (.*)\.", re.S), "必须是以下之一：{0}。"),
@@ -248,11 +249,13 @@ def handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, RedisUnavailable):
         log.warning("redis unavailable: %s", exc)  # the operator must see why requests fail closed
         return problem("REPLAY_STORE_UNAVAILABLE", 503)
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DataError, OperationalError
 
     log.exception("unhandled error")
     if isinstance(exc, OperationalError):
         return problem("DATABASE_UNAVAILABLE", 503)
+    if isinstance(exc, DataError):  # a value the database cannot store (validation should have caught it)
+        return problem("BAD_REQUEST", 400)
     return problem("INTERNAL_ERROR", 500)
 
 

@@ -241,3 +241,16 @@ def test_suspended_binder_cannot_spend_the_members_money(fam: Family):
     assert fam.yb.admin("PATCH", f"/persons/{son.psn_no}", {"status": "active"}).status_code == 200
     assert _pay(fam, shop, placed.get_json()["pay_order_id"]).status_code == 200
     assert _balance(fam, mother) == 4_200
+
+
+def test_ended_binder_no_longer_reads_the_members_orders(fam: Family):
+    mother, son = fam.adult(balance=5_000), fam.adult(balance=5_000)
+    shop = fam.yb.institution(kind="online_pharmacy")
+    binding_id = fam.active(son, mother, "parent")
+    order = _otc_order(fam, shop, _pay_auth(fam, son, mother), price=800, delivery=0).get_json()
+    assert _pay(fam, shop, order["pay_order_id"]).status_code == 200
+    path = f"/payment-orders/{order['pay_order_id']}"
+    assert fam.yb.as_user(son, "GET", path).status_code == 200
+    assert fam.yb.as_user(mother, "DELETE", f"/family/bindings/{binding_id}").status_code == 200
+    problem(fam.yb.as_user(son, "GET", path), 404, "ORDER_NOT_FOUND")
+    assert fam.yb.as_user(mother, "GET", path).status_code == 200  # the payer still sees it

@@ -49,6 +49,29 @@ def test_env_settings(monkeypatch):
     assert config.load({})["ADMIN_TOKEN"] is None  # empty means unset: fail closed
 
 
+class _FaceCheck:
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+
+
+def make_face_check(cfg: dict) -> _FaceCheck:
+    return _FaceCheck(cfg)
+
+
+def test_identity_provider_from_the_environment(monkeypatch):
+    from yibao.identity.providers import load_provider
+
+    monkeypatch.setenv("IDENTITY_PROVIDER", "tests.shell.test_config:make_face_check")
+    cfg = config.load({})
+    assert cfg["IDENTITY_PROVIDER"] == "tests.shell.test_config:make_face_check"
+    assert isinstance(load_provider(cfg), _FaceCheck)
+    monkeypatch.setenv("YIBAO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    monkeypatch.setenv("IDENTITY_PROVIDER", "sandbox")
+    with pytest.raises(RuntimeError, match="IDENTITY_PROVIDER"):
+        config.load({})
+
+
 @pytest.mark.slow
 def test_instance_secret_shared_by_concurrent_processes(tmp_path):
     """Workers starting together on a fresh instance folder all end up with one secret."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
@@ -12,6 +13,10 @@ from yibao.errors import AppError
 from yibao.redis_store import guard
 from yibao.registry import services as registry
 
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_NONCE = re.compile(r"[!-~]{1,128}")  # visible ASCII, at most MAX_NONCE_LEN
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 NONCE_TTL = 900  # longer than the ±300 s window, so a nonce cannot be replayed while its timestamp is valid
 MAX_NONCE_LEN = 128
 
@@ -60,14 +65,22 @@ def authenticate(
 ) -> CurrentInstitution:
     """Check key, timestamp window, signature (constant time) and then burn the nonce."""
     fail = AppError("INSTITUTION_AUTH_FAILED")
-    if not (key_id and timestamp and nonce and signature) or len(nonce) > MAX_NONCE_LEN:
-        raise fail
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # Shapes first, in ASCII only: "²".isdigit() is True, and compare_digest refuses non-ASCII text.
+    if not (
+        isinstance(key_id, str)
+        and isinstance(timestamp, str)
+        and isinstance(nonce, str)
+        and isinstance(signature, str)
+        and _KEY_ID.fullmatch(key_id)
+        and _TIMESTAMP.fullmatch(timestamp)
+        and _NONCE.fullmatch(nonce)
+        and _SIGNATURE.fullmatch(signature)
+    ):
         raise fail
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window:
         raise fail
-    inst = registry.institution_by_key_id(uow, key_id[:64])
+    inst = registry.institution_by_key_id(uow, key_id)
     if inst is None:
         # Spend comparable work so a missing key is not told apart by timing.
         hmac.compare_digest(sign(b"x" * 43, method, path, query, timestamp, nonce, body), signature)
