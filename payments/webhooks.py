@@ -34,8 +34,10 @@ SECRET_PURPOSE = "webhook-secret"  # noqa: S105 (a key-derivation label, not a s
 MAX_ATTEMPTS = 12
 BASE_DELAY = 5.0  # seconds; attempt n waits about BASE_DELAY * 2**(n-1), capped
 MAX_DELAY = 6 * 3600.0
-LEASE = timedelta(seconds=60)  # a claimed batch is retried by another worker if this one dies
 TIMEOUT = 10.0
+# A claimed batch is retried by another worker if this one dies: the lease covers sending the whole
+# batch (every send may take TIMEOUT) plus a margin, so a slow but live worker is not overtaken.
+LEASE_MARGIN = 30.0
 
 
 def new_secret() -> str:
@@ -173,9 +175,10 @@ def deliver_due(engine: Engine, *, limit: int = 50, send: Sender = http_send) ->
         if uow.dialect == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         events = list(uow.session.scalars(stmt))
-        # Lease the batch: a worker that dies mid-batch leaves the events due again after LEASE.
+        # Lease the batch: a worker that dies mid-batch leaves the events due again after the lease.
+        lease_until = now + timedelta(seconds=len(events) * TIMEOUT + LEASE_MARGIN)
         for ev in events:
-            ev.next_attempt_at = now + LEASE
+            ev.next_attempt_at = lease_until
         jobs = []
         for ev in events:
             ep = uow.session.get(WebhookEndpoint, ev.institution_id)
@@ -216,7 +219,18 @@ def deliver_due(engine: Engine, *, limit: int = 50, send: Sender = http_send) ->
             )
             counts["retry"] += 1
         with uow_from(engine) as uow:
-            uow.session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id).values(**values))
+            # Only while the lease is still ours: if another worker took the event over (this one was
+            # slower than the lease), its outcome stands and this one is dropped.
+            uow.session.execute(
+                update(WebhookEvent)
+                .where(
+                    WebhookEvent.id == row_id,
+                    WebhookEvent.state == "pending",
+                    WebhookEvent.attempts == attempts - 1,
+                    WebhookEvent.next_attempt_at == lease_until,
+                )
+                .values(**values)
+            )
             uow.commit()
     return counts
 

@@ -142,6 +142,31 @@ def test_gives_up_after_max_attempts(app, yb, pay, shop):
     assert _events(app)[0].state == "dead"
 
 
+def test_a_slow_worker_does_not_overwrite_the_worker_that_took_over(app, yb, pay, shop):
+    _endpoint(yb, shop, "http://127.0.0.1:9/unused")
+    p = yb.person(balance=5000)
+    assert pay.pay(shop, pay.order(shop, p)["pay_order_id"]).status_code == 200
+    with app.app_context():
+        leased_until = None
+
+        def slow_failure(url, body, headers):
+            # While this worker "sends", its lease runs out and another worker delivers the event.
+            nonlocal leased_until
+            with db.uow() as uow:
+                ev = uow.session.scalar(select(WebhookEvent))
+                leased_until = ev.next_attempt_at
+                ev.state, ev.attempts, ev.delivered_at = "delivered", ev.attempts + 1, utcnow()
+                uow.commit()
+            return 500
+
+        started = utcnow()
+        assert webhooks.deliver_due(db.engine, send=slow_failure)["retry"] == 1
+    ev = _events(app)[0]
+    assert ev.state == "delivered" and ev.attempts == 1  # the late failure did not turn it back
+    # the lease covered the batch's worst case: one send of TIMEOUT plus the margin
+    assert leased_until >= started + timedelta(seconds=webhooks.TIMEOUT + webhooks.LEASE_MARGIN - 1)
+
+
 def test_no_endpoint_no_events(app, yb, pay, shop):
     p = yb.person(balance=5000)
     assert pay.pay(shop, pay.order(shop, p)["pay_order_id"]).status_code == 200
