@@ -50,7 +50,10 @@ class UTCDateTime(TypeDecorator):
 # Primary keys of tables that grow with traffic (ledger entries, scans): BIGINT on PostgreSQL;
 # SQLite's INTEGER PRIMARY KEY is already a 64-bit rowid (and only that spelling autoincrements).
 BigId = BigInteger().with_variant(Integer, "sqlite")
-MAX_ID = 2**63 - 1  # BIGINT: an id or cursor beyond it from a client must be refused before the database
+# The largest id a client may send, per column type: beyond it the database itself would refuse
+# the query (a 400 with a logged stack trace), so schemas refuse it first with a 422.
+MAX_ID = 2**63 - 1  # BIGINT (BigId) columns
+MAX_INT_ID = 2**31 - 1  # INTEGER id columns (persons, institutions, family tables)
 
 
 def utcnow() -> datetime:

@@ -15,10 +15,10 @@ from yibao.registry import services as registry
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_NONCE = re.compile(r"[!-~]{1,128}")  # visible ASCII, at most MAX_NONCE_LEN
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 NONCE_TTL = 900  # longer than the ±300 s window, so a nonce cannot be replayed while its timestamp is valid
 MAX_NONCE_LEN = 128
+_NONCE = re.compile(rf"[!-~]{{1,{MAX_NONCE_LEN}}}")  # visible ASCII
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from yibao.api import Schema
-from yibao.db import MAX_ID
+from yibao.db import MAX_INT_ID
 
 from .models import INSTITUTION_KINDS, INSTITUTION_STATUSES, INSURANCE_TYPES, PERSON_STATUSES, SERVICES
 from .validators import is_valid_id_number, is_valid_name, is_valid_region, normalize_id_number
@@ -85,7 +85,7 @@ class PersonListQuerySchema(Schema):
     insurance_type = fields.String(load_default=None, validate=validate.OneOf(INSURANCE_TYPES))
     insured_region = RegionCode(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
 
 
 class PersonPageSchema(Schema):
@@ -117,7 +117,7 @@ class InstitutionUpdateSchema(Schema):
     )
 
     @validates_schema
-    def _something(self, data: dict, **_: object) -> None:
+    def _not_empty(self, data: dict, **_: object) -> None:
         if not data:
             raise ValidationError("Give status, services or both.", field_name="_schema")
 
@@ -127,7 +127,7 @@ class InstitutionListQuerySchema(Schema):
     region = RegionCode(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(INSTITUTION_STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
 
 
 class InstitutionCreateSchema(Schema):
