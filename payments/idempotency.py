@@ -107,15 +107,14 @@ def try_claim(
 ) -> Claim | None:
     """The common case in one statement: claim a key never seen before (committed), else None.
 
-    Meant for an autocommit unit of work: the single INSERT commits on its own, exactly like the
-    claim transaction of begin(), so a concurrent request sees the claim at once. None means the key
+    For db.autocommit(): the single INSERT commits on its own, exactly like the claim transaction
+    of begin(), so a concurrent request sees the claim at once. None means the key
     exists: call begin() in an ordinary transaction to replay, refuse or take it over.
     """
     values = _claim_values(institution_id, key, req_hash, lock_seconds, now or utcnow())
     new_id = _insert_claim(uow, values)
     if new_id is None:
         return None
-    uow.commit()
     return Claim(new_id, values["claim_token"])
 
 

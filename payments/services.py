@@ -15,8 +15,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from family_accounts import services as family
-from voucher import services as voucher
+from family_accounts import acting as family
+from voucher import ec_tokens as voucher
 from yibao import china_time, hooks
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import MESSAGES, AppError, register_messages

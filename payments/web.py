@@ -73,7 +73,7 @@ def idempotent(*, required: bool = True) -> Callable:
             }
             # A fresh key (the usual case) is claimed by one self-committing INSERT; an existing key
             # (replay, reuse, in use, takeover) goes through the locking transaction of begin().
-            with db.uow(autocommit=True) as uow:
+            with db.autocommit() as uow:
                 outcome: idempotency.Claim | idempotency.Stored | None = idempotency.try_claim(uow, **claim)
             if outcome is None:
                 with db.uow() as uow:

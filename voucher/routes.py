@@ -48,7 +48,7 @@ def issue(qr: str | None, on_behalf_of: str | None) -> Any:
     """Issue a short-lived single-use code (for the caller, or a family member via on_behalf_of)."""
     # Reads only (a subject row missing for an old person is written through write_uow):
     # autocommit saves the BEGIN/ROLLBACK round trips on PostgreSQL.
-    with db.uow(readonly=True, autocommit=True) as uow:
+    with db.autocommit() as uow:
         issued = services.issue_voucher(
             uow,
             keyring(),

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from family_accounts import services as family
+from family_accounts import acting as family
 from yibao.db import MAX_ID, UnitOfWork, utcnow
 from yibao.errors import AppError, register_messages
 from yibao.redis_store import guard

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Callable, Mapping
+import http
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -44,17 +45,33 @@ SECURITY_SCHEMES = {
     },
 }
 
+# RFC 9457 problem details as this service sends them (yibao/errors.py:problem). Extra members
+# (`errors`, `violations`, …) are allowed: a code may carry more, documented with the code.
 PROBLEM_SCHEMA = {
     "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
     "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "code": {"type": "string"},
-        "detail": {"type": "string"},
-        "errors": {"type": "object"},
+        "type": {"type": "string", "description": "urn:yibao:problem:<code in lower case>"},
+        "title": {"type": "string", "description": "The code again (stable, not translated)."},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "code": {
+            "type": "string",
+            "pattern": "^[A-Z][A-Z0-9_]*$",
+            "description": "Stable upper-case code: act on this, never on `detail`.",
+        },
+        "detail": {"type": "string", "description": "Human text in the language of Accept-Language."},
+        "instance": {"type": "string", "description": "The request path."},
+        "request_id": {"type": "string", "description": "The X-Request-Id of this request."},
+        "errors": {
+            "type": "object",
+            "description": "VALIDATION_FAILED only: field name → messages (nested for nested fields).",
+        },
     },
 }
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Codes any operation may answer besides its own: documented on every operation.
+COMMON_CODES = ("DATABASE_UNAVAILABLE",)
+BODY_CODES = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE")
 
 
 NUL_MESSAGE = "Must not contain NUL characters."
@@ -90,8 +107,12 @@ class Schema(ma.Schema):
         return data
 
 
+def _problem_content() -> dict:
+    return {errors.PROBLEM_MIME: {"schema": PROBLEM_REF}}
+
+
 class Api(_Api):
-    """Api whose errors are RFC 9457 problem+json."""
+    """Api whose errors are RFC 9457 problem+json, in the service and in the OpenAPI document."""
 
     def handle_http_exception(self, error: Exception) -> Any:  # flask-smorest's hook
         return errors.handle_http_exception(error)  # type: ignore[arg-type]
@@ -102,41 +123,102 @@ class Api(_Api):
             self.spec.components.security_scheme(name, scheme)
         self.spec.components.schema("Problem", PROBLEM_SCHEMA)
 
+    def _register_responses(self) -> None:
+        """flask-smorest's per-status responses (UNPROCESSABLE_ENTITY, DEFAULT_ERROR…) as problem+json."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = _problem_content()
+            self.spec.components.response(status.name, response, lazy=True)
+        self.spec.components.response(
+            self.DEFAULT_ERROR_RESPONSE_NAME,
+            {"description": "Any other error, as problem+json", "content": _problem_content()},
+            lazy=True,
+        )
 
-def _problem_response(description: str) -> dict:
-    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+
+def _add_problems(view: Callable, codes: Iterable[str]) -> None:
+    doc = view.__dict__.setdefault("_apidoc", {})
+    doc["yb_problems"] = list(dict.fromkeys([*doc.get("yb_problems", []), *codes]))
+
+
+def problems_doc(codes: Iterable[str]) -> dict[str, dict]:
+    """OpenAPI responses for these error codes, grouped by HTTP status, each code with its text."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        if code not in errors.MESSAGES:
+            raise KeyError(f"undocumented error code {code!r}: register it in an errors.py")
+        by_status.setdefault(errors.MESSAGES[code][0], []).append(code)
+    out = {}
+    for status, listed in sorted(by_status.items()):
+        lines = "".join(f"\n- `{c}`: {errors.MESSAGES[c][1]}" for c in listed)
+        out[str(status)] = {
+            "description": f"{http.HTTPStatus(status).phrase}:{lines}",
+            "content": _problem_content(),
+            "x-problem-codes": listed,
+        }
+    return out
 
 
 class Blueprint(_Blueprint):
-    """Adds `user`, `institution` and `admin` decorators that authenticate and document."""
+    """Adds `user`, `institution` and `admin` decorators that authenticate and document, and
+    `problems(*codes)` that documents the error codes an operation answers (problem+json)."""
 
-    def _auth(self, scheme: str, check: Callable[[], None], codes: dict[int, str]) -> Callable:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_problems_doc)
+
+    @staticmethod
+    def problems(*codes: str) -> Callable:
+        """Document the codes this operation may answer; the statuses and texts come from the
+        error tables (each domain's errors.py), so the document cannot drift from the service."""
+
+        def decorator(view: Callable) -> Callable:
+            _add_problems(view, codes)
+            return view
+
+        return decorator
+
+    @staticmethod
+    def _prepare_problems_doc(doc: dict, doc_info: dict, *, method: str, **_: Any) -> dict:
+        codes = list(doc_info.get("yb_problems", []))
+        if method.upper() in JSON_METHODS:
+            codes += BODY_CODES
+        if doc_info.get("arguments"):
+            codes.append("VALIDATION_FAILED")
+        codes += COMMON_CODES
+        responses = doc.setdefault("responses", {})
+        for status, response in problems_doc(dict.fromkeys(codes)).items():
+            responses.pop(int(status), None)
+            responses[status] = response
+        responses.setdefault("default", Api.DEFAULT_ERROR_RESPONSE_NAME)
+        return doc
+
+    def _auth(self, scheme: str, check: Callable[[], None], codes: tuple[str, ...]) -> Callable:
         def decorator(view: Callable) -> Callable:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 check()
                 return view(*args, **kwargs)
 
-            doc = {
-                "security": [{scheme: []}],
-                "responses": {str(k): _problem_response(v) for k, v in codes.items()},
-            }
-            return self.doc(**doc)(wrapper)
+            wrapped = self.doc(security=[{scheme: []}])(wrapper)
+            _add_problems(wrapped, codes)
+            return wrapped
 
         return decorator
 
     def user(self, view: Callable) -> Callable:
-        return self._auth("UserBearer", authenticate_user, {401: "TOKEN_INVALID"})(view)
+        return self._auth("UserBearer", authenticate_user, ("AUTHENTICATION_REQUIRED", "TOKEN_INVALID"))(view)
 
     def institution(self, view: Callable) -> Callable:
         return self._auth(
             "InstitutionSignature",
             authenticate_institution,
-            {401: "INSTITUTION_AUTH_FAILED", 503: "REPLAY_STORE_UNAVAILABLE"},
+            ("INSTITUTION_AUTH_FAILED", "INSTITUTION_DISABLED", "REPLAY_STORE_UNAVAILABLE"),
         )(view)
 
     def admin(self, view: Callable) -> Callable:
-        return self._auth("AdminBearer", authenticate_admin, {401: "ADMIN_AUTH_FAILED"})(view)
+        return self._auth("AdminBearer", authenticate_admin, ("ADMIN_AUTH_FAILED",))(view)
 
 
 def _bearer() -> str | None:
@@ -161,14 +243,14 @@ def authenticate_user() -> None:
     if token is None:
         raise AppError("AUTHENTICATION_REQUIRED")
     # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips.
-    with db.uow(readonly=True, autocommit=True) as uow:
+    with db.autocommit() as uow:
         g.user = tokens.authenticate(uow, token, secret=current_app.config["SECRET_KEY"])
 
 
 def authenticate_institution() -> None:
     h = request.headers
     # One statement (the institution by key id): autocommit saves BEGIN/ROLLBACK round trips.
-    with db.uow(readonly=True, autocommit=True) as uow:
+    with db.autocommit() as uow:
         g.institution = inst_auth.authenticate(
             uow,
             redis_ext.client,

@@ -83,8 +83,10 @@ def make_engine(url: str) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # A write transaction takes the write lock at BEGIN: SQLite then serializes
             # writers instead of failing one of them with SQLITE_BUSY on lock upgrade.
-            readonly = conn.get_execution_options().get("yb_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            opts = conn.get_execution_options()
+            if opts.get("yb_autocommit"):
+                return  # db.autocommit(): no transaction, each statement commits on its own
+            conn.exec_driver_sql("BEGIN" if opts.get("yb_readonly") else "BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it cost a round trip on every checkout, i.e. on every unit of work of the hot paths.
@@ -115,10 +117,7 @@ class Database:
             "write": sessionmaker(engine, expire_on_commit=False),
             "read": sessionmaker(engine.execution_options(yb_readonly=True), expire_on_commit=False),
         }
-        if engine.dialect.name == "postgresql":
-            # Single-statement work without BEGIN/COMMIT round trips (see uow(autocommit=True)).
-            auto = engine.execution_options(isolation_level="AUTOCOMMIT", yb_readonly=True)
-            app.extensions["yibao.db"]["auto"] = sessionmaker(auto, expire_on_commit=False)
+        app.extensions["yibao.db"]["auto"] = sessionmaker(autocommit_engine(engine), expire_on_commit=False)
 
     @staticmethod
     def _ext() -> dict:
@@ -128,19 +127,19 @@ class Database:
     def engine(self) -> Engine:
         return self._ext()["engine"]
 
-    def uow(self, *, readonly: bool = False, autocommit: bool = False) -> UnitOfWork:
-        """A unit of work on the current app's database.
+    def uow(self, *, readonly: bool = False) -> UnitOfWork:
+        """A unit of work on the current app's database: a transaction that commits only on commit()."""
+        return UnitOfWork(self._ext()["read" if readonly else "write"])
 
-        autocommit=True is for work that is ONE statement (a lookup, an INSERT ... ON CONFLICT):
-        on PostgreSQL every statement then commits on its own, which saves the BEGIN and the
-        COMMIT/ROLLBACK round trips; never use it for several statements that must be atomic or
-        for locks (FOR UPDATE would be released at once). On SQLite it is the ordinary unit of
-        work (readonly or write), so callers still call commit() for writes.
+    def autocommit(self) -> AutocommitWork:
+        """Work that is ONE statement (a lookup, an INSERT ... ON CONFLICT ... RETURNING), no transaction.
+
+        Each statement commits on its own, on both databases alike: no BEGIN and no COMMIT/ROLLBACK
+        round trips (the hot paths' reads and the idempotency claim). Never use it for several
+        statements that must be atomic, or for locks (FOR UPDATE would be released at once);
+        commit() is refused so that a misuse fails on SQLite exactly as it would on PostgreSQL.
         """
-        ext = self._ext()
-        if autocommit and "auto" in ext:
-            return UnitOfWork(ext["auto"])
-        return UnitOfWork(ext["read" if readonly else "write"])
+        return AutocommitWork(self._ext()["auto"])
 
 
 class UnitOfWork:
@@ -172,6 +171,22 @@ class UnitOfWork:
     @property
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
+
+
+class AutocommitWork(UnitOfWork):
+    """A session whose statements each commit on their own (see Database.autocommit)."""
+
+    def commit(self) -> None:
+        raise RuntimeError("autocommit work has nothing to commit: each statement committed itself")
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """The same pool with statements committing on their own, on PostgreSQL and SQLite alike."""
+    if engine.dialect.name == "sqlite":
+        # The connections run with the driver's isolation_level=None (no implicit BEGIN); the
+        # begin listener above skips its BEGIN for this option, so each statement autocommits.
+        return engine.execution_options(yb_autocommit=True, yb_readonly=True)
+    return engine.execution_options(isolation_level="AUTOCOMMIT", yb_readonly=True)
 
 
 @contextmanager

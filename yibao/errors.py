@@ -67,7 +67,14 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
 
 
 def register_messages(messages: dict[str, tuple[int, str, str]]) -> None:
-    """Let a domain package add its error codes and their texts."""
+    """Let a domain package add its error codes and their texts (from its errors.py).
+
+    A code means one thing everywhere: registering it again with another status or text is a bug
+    (two domains disagreeing on what a client sees), refused at import time.
+    """
+    for code, entry in messages.items():
+        if code in MESSAGES and MESSAGES[code] != entry:
+            raise ValueError(f"error code {code} registered twice with different texts")
     MESSAGES.update(messages)
 
 

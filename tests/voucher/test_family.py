@@ -31,7 +31,7 @@ def grants(monkeypatch, app):
             raise AppError("NOT_PERMITTED")
         return member.id
 
-    monkeypatch.setattr("family_accounts.services.acting_permission", acting_permission)
+    monkeypatch.setattr("family_accounts.acting.acting_permission", acting_permission)
     return allowed
 
 

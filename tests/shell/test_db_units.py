@@ -1,0 +1,80 @@
+"""The unit-of-work helpers behave alike on SQLite and PostgreSQL (statements counted on the wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, text
+
+from yibao.db import db
+
+
+@contextmanager
+def statements(app) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """Every SQL text sent to the driver, BEGIN/COMMIT/ROLLBACK included."""
+    seen: list[str] = []
+    engine = app.extensions["yibao.db"]["engine"]
+
+    def on_execute(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        seen.append(statement.strip().split()[0].upper())
+
+    def on_commit(conn):  # type: ignore[no-untyped-def]
+        seen.append("COMMIT")
+
+    def on_rollback(conn):  # type: ignore[no-untyped-def]
+        seen.append("ROLLBACK")
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    event.listen(engine, "rollback", on_rollback)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "commit", on_commit)
+        event.remove(engine, "rollback", on_rollback)
+
+
+def _warm(app) -> None:  # type: ignore[no-untyped-def]
+    # The first checkout of a pool runs the dialect's own probes and the connect PRAGMAs.
+    with app.app_context(), db.uow(readonly=True) as uow:
+        uow.session.execute(text("SELECT 1"))
+
+
+def test_autocommit_sends_one_statement_and_no_transaction(app) -> None:  # type: ignore[no-untyped-def]
+    _warm(app)
+    with app.app_context(), statements(app) as seen, db.autocommit() as uow:
+        assert uow.session.execute(text("SELECT 1")).scalar() == 1
+    assert [s for s in seen if s not in ("COMMIT", "ROLLBACK")] == ["SELECT"], seen
+    assert "BEGIN" not in seen
+
+
+def test_autocommit_write_is_visible_at_once_without_commit(app) -> None:  # type: ignore[no-untyped-def]
+    """A single INSERT commits by itself on both databases: another connection sees it."""
+    with app.app_context():
+        with db.uow() as uow:
+            uow.session.execute(text("CREATE TABLE IF NOT EXISTS yb_probe (v INTEGER)"))
+            uow.commit()
+        with db.autocommit() as uow:
+            uow.session.execute(text("INSERT INTO yb_probe (v) VALUES (7)"))
+            with db.uow(readonly=True) as other:
+                assert other.session.execute(text("SELECT v FROM yb_probe")).scalar() == 7
+
+
+def test_autocommit_refuses_commit(app) -> None:  # type: ignore[no-untyped-def]
+    """Calling commit() on autocommit work is a bug on every database, not only on PostgreSQL."""
+    with app.app_context(), db.autocommit() as uow, pytest.raises(RuntimeError, match="nothing to commit"):
+        uow.commit()
+
+
+def test_unit_of_work_rolls_back_without_commit(app) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        with db.uow() as uow:
+            uow.session.execute(text("CREATE TABLE IF NOT EXISTS yb_probe2 (v INTEGER)"))
+            uow.commit()
+        with db.uow() as uow:
+            uow.session.execute(text("INSERT INTO yb_probe2 (v) VALUES (1)"))
+        with db.uow(readonly=True) as uow:
+            assert uow.session.execute(text("SELECT count(*) FROM yb_probe2")).scalar() == 0
