@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from family_accounts import services as family
+from family_accounts import acting as family
 from payments.models import Entry, PaymentGrant, PaymentOrder, TraceCodeSettlement
 from tests.support import problem
 from voucher.services import issue_ec_token
