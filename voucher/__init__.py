@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Flask
@@ -18,9 +17,7 @@ def register(app: Flask, api: Any) -> None:
     from .keys import KeyRing
     from .routes import blp, jwks_blp
 
-    ttl = app.config.get("VOUCHER_TTL")
-    if ttl is None:
-        ttl = int(os.environ.get("YIBAO_VOUCHER_TTL") or services.DEFAULT_TTL)
+    ttl = app.config["VOUCHER_TTL"]
     if not 1 <= ttl <= services.MAX_TTL:
         raise RuntimeError(f"YIBAO_VOUCHER_TTL must be between 1 and {services.MAX_TTL} seconds")
     app.config["VOUCHER_TTL"] = ttl

@@ -46,6 +46,8 @@ class Config:
         production = self.YIBAO_ENV == "production"
         if production and not env.get("SECRET_KEY"):
             raise RuntimeError("SECRET_KEY must be set when YIBAO_ENV=production")
+        if production and not env.get("ADMIN_TOKEN"):
+            raise RuntimeError("ADMIN_TOKEN must be set when YIBAO_ENV=production")
         self.SECRET_KEY = env.get("SECRET_KEY") or _instance_secret("secret_key")
         self.DATABASE_URL = normalize_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'yibao.sqlite3'}"
@@ -64,6 +66,12 @@ class Config:
         self.IDENTITY_PROOF_TTL = 5 * 60
         self.SIGNATURE_WINDOW = 300
         self.REDIS_SOCKET_TIMEOUT = float(env.get("YIBAO_REDIS_TIMEOUT", 1.0))
+        # Demo persons and institutions seeded by the start command: development only, never production.
+        self.SEED_DEMO = not production and _bool(env.get("YIBAO_SEED_DEMO"), default=True)
+        # How long an in-progress Idempotency-Key blocks retries before a crashed claim may be taken over.
+        self.PAYMENTS_IDEMPOTENCY_LOCK_SECONDS = float(env.get("YIBAO_IDEMPOTENCY_LOCK_SECONDS", "30"))
+        # Lifetime of a signed voucher code, seconds (1..300; checked by the voucher package).
+        self.VOUCHER_TTL = int(env.get("YIBAO_VOUCHER_TTL") or 60)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.JSON_LOGS = _bool(env.get("YIBAO_JSON_LOGS"), default=True)
         # flask-smorest / OpenAPI
