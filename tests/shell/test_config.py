@@ -67,6 +67,7 @@ def test_identity_provider_from_the_environment(monkeypatch):
     assert isinstance(load_provider(cfg), _FaceCheck)
     monkeypatch.setenv("YIBAO_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    monkeypatch.setenv("ADMIN_TOKEN", "a" * 32)
     monkeypatch.setenv("IDENTITY_PROVIDER", "sandbox")
     with pytest.raises(RuntimeError, match="IDENTITY_PROVIDER"):
         config.load({})
@@ -86,3 +87,22 @@ def test_instance_secret_shared_by_concurrent_processes(tmp_path):
     assert len(set(outs)) == 1 and len(outs[0]) >= 40
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary files left
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_production_needs_an_explicit_admin_token_and_never_seeds(monkeypatch):
+    monkeypatch.setenv("YIBAO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    with pytest.raises(RuntimeError, match="ADMIN_TOKEN must be set"):
+        config.load({})
+    monkeypatch.setenv("ADMIN_TOKEN", "a" * 32)
+    monkeypatch.setenv("YIBAO_SEED_DEMO", "1")
+    assert config.load({})["SEED_DEMO"] is False
+
+
+def test_demo_seeding_is_the_development_default_and_can_be_switched_off(monkeypatch):
+    monkeypatch.delenv("YIBAO_ENV", raising=False)
+    monkeypatch.delenv("YIBAO_SEED_DEMO", raising=False)
+    assert config.load({})["SEED_DEMO"] is True
+    monkeypatch.setenv("YIBAO_SEED_DEMO", "0")
+    assert config.load({})["SEED_DEMO"] is False
