@@ -13,7 +13,7 @@ from flask import Flask, current_app, g, request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 
-from . import errors
+from . import docs_page, errors
 from .auth import institutions as inst_auth
 from .auth import tokens
 from .db import db
@@ -33,14 +33,17 @@ SECURITY_SCHEMES = {
         "description": "The operator token (ADMIN_TOKEN).",
     },
     "InstitutionSignature": {
+        # OpenAPI has no scheme for a request signature: the key id is the apiKey, and the three other
+        # headers are computed per request (the docs page at /api/v1/docs computes them in the browser).
         "type": "apiKey",
         "in": "header",
-        "name": "X-Yb-Signature",
+        "name": "X-Yb-Key",
         "description": (
             "Institutions send X-Yb-Key (key id), X-Yb-Timestamp (unix seconds, ±300 s), X-Yb-Nonce "
-            "(unique per request) and X-Yb-Signature = hex HMAC-SHA256(secret, "
-            "METHOD\\nPATH[?QUERY]\\nTIMESTAMP\\nNONCE\\nSHA256_HEX(BODY)); '?QUERY' only when there is "
-            "a query string."
+            "(unique per request, 1–128 visible ASCII characters) and X-Yb-Signature = hex "
+            "HMAC-SHA256(secret, METHOD\\nPATH[?QUERY]\\nTIMESTAMP\\nNONCE\\nSHA256_HEX(BODY)); "
+            "'?QUERY' only when there is a query string. On the docs page, enter the key id and secret in "
+            "the panel at the top: 'Try it out' then signs every institution request."
         ),
     },
 }
@@ -119,6 +122,7 @@ class Api(_Api):
 
     def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         super().init_app(app, *args, **kwargs)
+        docs_page.init_app(app)
         for name, scheme in SECURITY_SCHEMES.items():
             self.spec.components.security_scheme(name, scheme)
         self.spec.components.schema("Problem", PROBLEM_SCHEMA)

@@ -80,8 +80,8 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+        # The docs page (Swagger UI from a packaged copy, signing "Try it out"): yibao/docs_page.py.
+        self.YB_DOCS_PATH = "/docs"
         self.API_SPEC_OPTIONS = {"info": {"description": "Medical-insurance e-voucher and payment API"}}
 
 
