@@ -15,7 +15,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application."""
     # Imported here: names like `db` and `api` must not shadow the yibao.db / yibao.api modules.
     from . import config as config_module
-    from . import errors, observability
+    from . import cors, errors, observability
     from .api import Api, check_json_body, refuse_nul_in_path
     from .db import db
     from .identity.providers import load_provider
@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
 
     observability.init_app(app)
+    cors.init_app(app)
     db.init_app(app)
     redis_ext.init_app(app)
     app.extensions["yibao.identity"] = load_provider(app.config)

@@ -80,9 +80,21 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
+        # Origins (scheme://host[:port], comma-separated) allowed to call the API from a browser; none
+        # by default: the service's own pages are same-origin (yibao/cors.py).
+        self.CORS_ORIGINS = _origins(env.get("YIBAO_CORS_ORIGINS", ""))
         # The docs page (Swagger UI from a packaged copy, signing "Try it out"): yibao/docs_page.py.
         self.YB_DOCS_PATH = "/docs"
         self.API_SPEC_OPTIONS = {"info": {"description": "Medical-insurance e-voucher and payment API"}}
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for o in origins:
+        scheme, sep, host = o.partition("://")
+        if scheme not in {"http", "https"} or not sep or not host or "/" in host or o == "*":
+            raise RuntimeError(f"YIBAO_CORS_ORIGINS: {o!r} is not an origin like https://app.example.cn")
+    return origins
 
 
 def _bool(value: str | None, *, default: bool) -> bool:
