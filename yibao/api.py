@@ -267,6 +267,7 @@ def authenticate_institution() -> None:
             query=request.query_string.decode("latin-1"),
             body=request.get_data(cache=True),
             window=current_app.config["SIGNATURE_WINDOW"],
+            debug=current_app.config["SIGNATURE_DEBUG"],
         )
 
 

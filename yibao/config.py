@@ -65,6 +65,8 @@ class Config:
         self.REFRESH_TOKEN_TTL = int(env.get("YIBAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600))
         self.IDENTITY_PROOF_TTL = 5 * 60
         self.SIGNATURE_WINDOW = 300
+        # A refused signature shows the canonical string the server signed: development only.
+        self.SIGNATURE_DEBUG = not production and _bool(env.get("YIBAO_SIGNATURE_DEBUG"), default=True)
         self.REDIS_SOCKET_TIMEOUT = float(env.get("YIBAO_REDIS_TIMEOUT", 1.0))
         # Demo persons and institutions seeded by the start command: development only, never production.
         self.SEED_DEMO = not production and _bool(env.get("YIBAO_SEED_DEMO"), default=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -12,6 +13,20 @@ from yibao.db import UnitOfWork
 from yibao.errors import AppError
 from yibao.redis_store import guard
 from yibao.registry import services as registry
+
+log = logging.getLogger(__name__)
+
+# Why a signed request was refused: the problem's `reason` and the log line's (with the key id, never
+# the secret or the expected signature). Key ids are random (ak_ + 16 characters), so telling an unknown
+# key from a wrong signature helps an integrator and gives an attacker nothing to enumerate.
+REASONS = (
+    "HEADERS_MISSING",  # a header absent or not of its shape
+    "TIMESTAMP_SKEW",  # X-Yb-Timestamp more than the window away from the server's clock
+    "KEY_UNKNOWN",  # no institution has this key id (never issued, or rotated out)
+    "SIGNATURE_MISMATCH",  # the HMAC is not the one of the canonical string with this key's secret
+    "KEY_DISABLED",  # a correct signature of a disabled institution (403 INSTITUTION_DISABLED)
+    "NONCE_REUSED",  # a correct signature whose nonce was already used within NONCE_TTL
+)
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -62,9 +77,20 @@ def authenticate(
     body: bytes,
     window: int = 300,
     now: float | None = None,
+    debug: bool = False,
 ) -> CurrentInstitution:
-    """Check key, timestamp window, signature (constant time) and then burn the nonce."""
-    fail = AppError("INSTITUTION_AUTH_FAILED")
+    """Check key, timestamp window, signature (constant time) and then burn the nonce.
+
+    Raises: INSTITUTION_AUTH_FAILED (401) with `reason` one of REASONS (and, when `debug` — development
+    only — the `string_to_sign` the server computed, on SIGNATURE_MISMATCH); INSTITUTION_DISABLED (403,
+    reason KEY_DISABLED); REPLAY_STORE_UNAVAILABLE (503) when Redis is down.
+    """
+
+    def fail(reason: str, code: str = "INSTITUTION_AUTH_FAILED", **extra: str) -> AppError:
+        shown_key = key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else None
+        log.warning("institution request refused", extra={"reason": reason, "key_id": shown_key})
+        return AppError(code, reason=reason, **extra)
+
     # Shapes first, in ASCII only: "²".isdigit() is True, and compare_digest refuses non-ASCII text.
     if not (
         isinstance(key_id, str)
@@ -76,23 +102,26 @@ def authenticate(
         and _NONCE.fullmatch(nonce)
         and _SIGNATURE.fullmatch(signature)
     ):
-        raise fail
+        raise fail("HEADERS_MISSING")
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window:
-        raise fail
+        raise fail("TIMESTAMP_SKEW")
     inst = registry.institution_by_key_id(uow, key_id)
     if inst is None:
         # Spend comparable work so a missing key is not told apart by timing.
         hmac.compare_digest(sign(b"x" * 43, method, path, query, timestamp, nonce, body), signature)
-        raise fail
+        raise fail("KEY_UNKNOWN")
     expected = sign(registry.institution_secret(inst), method, path, query, timestamp, nonce, body)
     if not hmac.compare_digest(expected, signature.lower()):
-        raise fail
+        if debug:
+            signed = string_to_sign(method, path, query, timestamp, nonce, body)
+            raise fail("SIGNATURE_MISMATCH", string_to_sign=signed)
+        raise fail("SIGNATURE_MISMATCH")
     if inst.status != "active":
-        raise AppError("INSTITUTION_DISABLED")
+        raise fail("KEY_DISABLED", "INSTITUTION_DISABLED")
     # Only a correctly signed request may burn a nonce, so nobody can pre-spend another's nonces.
     with guard():
         fresh = redis_client.set(f"yb:nonce:{{{inst.key_id}}}:{nonce}", "1", nx=True, ex=NONCE_TTL)
     if not fresh:
-        raise fail
+        raise fail("NONCE_REUSED")
     return CurrentInstitution(inst.id, inst.org_id, inst.kind, inst.region, tuple(inst.services or ()))
