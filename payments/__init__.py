@@ -9,7 +9,7 @@ from flask import Flask
 
 def register(app: Flask, api: Any) -> None:
     """Register the payments blueprint, the person_created hook and the CLI commands."""
-    from . import services  # noqa: F401  (registers error codes and the person_created hook)
+    from . import accounts, errors  # noqa: F401  (error codes; the person_created hook)
     from .cli import payments_cli, webhooks_cli
     from .routes import blp
 

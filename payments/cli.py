@@ -13,7 +13,7 @@ from yibao.db import db
 from yibao.errors import AppError
 from yibao.registry import services as registry
 
-from . import idempotency, services, webhooks
+from . import accounts, idempotency, orders, statements, webhooks
 
 
 def _echo(data: Any) -> None:
@@ -38,7 +38,7 @@ def credit_contribution(psn_no: str, year: int, amount_fen: int) -> None:
     """Credit a yearly contribution (once per person and year; a rerun is a no-op)."""
     try:
         with db.uow() as uow:
-            res = services.credit_contribution(uow, psn_no=psn_no, year=year, amount_fen=amount_fen)
+            res = accounts.credit_contribution(uow, psn_no=psn_no, year=year, amount_fen=amount_fen)
             uow.commit()
     except AppError as exc:
         raise _fail(exc) from exc
@@ -56,7 +56,7 @@ def statement(org_id: str, day: Any) -> None:
         if inst is None:
             raise click.ClickException("INSTITUTION_NOT_FOUND")
         d: date = day.date()
-        _echo({"org_id": org_id, **services.statement(uow, institution_id=inst.id, day=d)})
+        _echo({"org_id": org_id, **statements.statement(uow, institution_id=inst.id, day=d)})
 
 
 @payments_cli.command("reconcile")
@@ -64,7 +64,7 @@ def statement(org_id: str, day: Any) -> None:
 def reconcile() -> None:
     """Check the whole ledger; exits 1 when anything is off."""
     with db.uow(readonly=True) as uow:
-        res = services.reconcile(uow)
+        res = statements.reconcile(uow)
     _echo(res)
     if not res["ok"]:
         raise SystemExit(1)
@@ -77,7 +77,7 @@ def expire_orders() -> None:
     cancelled: list[str] = []
     while True:  # batches, each its own short transaction
         with db.uow() as uow:
-            batch = services.expire_unpaid_orders(uow)
+            batch = orders.expire_unpaid_orders(uow)
             uow.commit()
         cancelled += batch
         if not batch:

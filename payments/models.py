@@ -103,7 +103,7 @@ class PaymentGrant(Base):
 
 
 class PaymentOrder(Base):
-    """A payment order and its split; `status` moves only along payments.services.TRANSITIONS."""
+    """A payment order and its split; `status` moves only along payments.orders.TRANSITIONS."""
 
     __tablename__ = "payment_orders"
     __table_args__ = (

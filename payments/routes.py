@@ -1,45 +1,51 @@
-"""Payment endpoints (issue #4). Views parse, open a unit of work, call a service, answer."""
+"""Payment endpoints (issue #4). Views parse, call a service, return an object; `@blp.response`
+serializes it through its schema. Views never commit: see payments/web.py for who does."""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import request
 
 from yibao import api as yb_api
 from yibao.api import Blueprint, current_institution, current_user
 from yibao.db import db, utcnow
 from yibao.registry import services as registry
 
-from . import services, webhooks
+from . import accounts, grants, order_reads, orders, payers, refunds, settlement, statements, webhooks
 from .schemas import (
+    PAY_ORDER_ID_PATTERN,
     AccountOut,
     AccountQuery,
     ContributionIn,
+    ContributionOut,
+    EntriesOut,
     EntriesQuery,
+    OrderDetailOut,
     OrderIn,
     OrderOut,
     PayAuthorizationIn,
     PayAuthorizationOut,
+    ReconciliationOut,
     RefundIn,
     RefundOut,
+    StatementOut,
     StatementQuery,
     WebhookIn,
+    WebhookOut,
 )
-from .web import answer as _json
-from .web import idempotent, respond
+from .web import idempotent, request_uow, write_uow
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Personal-account payments")
 
-IDEMPOTENCY_DOC = {
-    "parameters": [
-        {
-            "in": "header",
-            "name": "Idempotency-Key",
-            "required": True,
-            "schema": {"type": "string", "maxLength": 255},
-            "description": "Scoped to the institution, kept 24 h: same key and body replay the first answer.",
-        }
-    ]
-}
+ORDER_ID = [
+    {
+        "in": "path",
+        "name": "pay_order_id",
+        "schema": {"type": "string", "pattern": PAY_ORDER_ID_PATTERN},
+        "description": "The pay_order_id the order was placed with.",
+    }
+]
+# What family_accounts.acting answers when someone acts for a member (on_behalf_of).
+ACTING = ("NOT_PERMITTED", "PERSON_SUSPENDED", "BINDING_NOT_ACTIVE")
 
 
 # ---------------------------------------------------------------- users
@@ -49,57 +55,57 @@ IDEMPOTENCY_DOC = {
 @blp.user
 @blp.arguments(PayAuthorizationIn)
 @blp.response(201, PayAuthorizationOut)
-def create_pay_authorization(args: dict) -> Response:
+@blp.problems(*ACTING)
+def create_pay_authorization(args: dict) -> dict:
     """Authorize one payment from your (or a family member's) personal account: single use, 5 minutes."""
     user = current_user()
-    with db.uow() as uow:
-        grant = services.create_pay_authorization(
+    with write_uow() as uow:
+        grant = grants.create_pay_authorization(
             uow, actor_person_id=user.person_id, purpose=args["purpose"], on_behalf_of=args["on_behalf_of"]
         )
-        uow.commit()
-        body = {
-            "pay_auth_no": grant.grant_key,
-            "purpose": grant.purpose,
-            "expires_at": grant.expires_at,
-            "expires_in": int((grant.expires_at - utcnow()).total_seconds()),
-        }
-    return _json(201, body)
+    return {
+        "pay_auth_no": grant.grant_key,
+        "purpose": grant.purpose,
+        "expires_at": grant.expires_at,
+        "expires_in": int((grant.expires_at - utcnow()).total_seconds()),
+    }
 
 
 @blp.route("/accounts/me", methods=["GET"])
 @blp.user
 @blp.arguments(AccountQuery, location="query")
 @blp.response(200, AccountOut)
-def account_me(args: dict) -> Response:
+@blp.problems(*ACTING, "NO_PERSONAL_ACCOUNT")
+def account_me(args: dict) -> dict:
     """Your personal-account balance (or a family member's, when the binding allows read_account)."""
     user = current_user()
     with db.uow(readonly=True) as uow:
-        pid = services.acting_member(uow, user.person_id, args["on_behalf_of"], "read_account")
-        acct = services.account_of(uow, pid)
+        pid = payers.acting_member(uow, user.person_id, args["on_behalf_of"], "read_account")
+        acct = accounts.account_of(uow, pid)
         person = registry.person_by_id(uow, pid)
-        return _json(200, {"psn_no": person.psn_no, "balance_fen": acct.balance_fen})
+        return {"psn_no": person.psn_no, "balance_fen": acct.balance_fen}
 
 
 @blp.route("/accounts/me/entries", methods=["GET"])
 @blp.user
 @blp.arguments(EntriesQuery, location="query")
-def account_entries(args: dict) -> Response:
+@blp.response(200, EntriesOut)
+@blp.problems(*ACTING, "NO_PERSONAL_ACCOUNT")
+def account_entries(args: dict) -> accounts.EntryPage:
     """Your ledger entries, newest first; pass `cursor` = next_cursor for the next page."""
     user = current_user()
     with db.uow(readonly=True) as uow:
-        pid = services.acting_member(uow, user.person_id, args["on_behalf_of"], "read_account")
-        acct = services.account_of(uow, pid)
-        rows, nxt = services.list_entries(uow, acct.id, limit=args["limit"], before=args["cursor"])
-        items = [vars(r) for r in rows]
-    return _json(200, {"items": items, "next_cursor": nxt})
+        pid = payers.acting_member(uow, user.person_id, args["on_behalf_of"], "read_account")
+        acct = accounts.account_of(uow, pid)
+        return accounts.list_entries(uow, acct.id, limit=args["limit"], before=args["cursor"])
 
 
 # ---------------------------------------------------------------- institutions
 
 
-def _items(args: dict) -> list[services.ItemIn]:
+def _items(args: dict) -> list[orders.ItemIn]:
     return [
-        services.ItemIn(
+        orders.ItemIn(
             drug_code=i["drug_code"],
             drug_name=i["drug_name"],
             otc=i["otc"],
@@ -116,74 +122,108 @@ def _items(args: dict) -> list[services.ItemIn]:
 @idempotent()
 @blp.arguments(OrderIn)
 @blp.response(201, OrderOut)
-@blp.doc(**IDEMPOTENCY_DOC)
-def create_order(args: dict) -> Response:
+@blp.problems(
+    "TRACE_CODE_COUNT_MISMATCH",
+    "TRACE_CODE_MALFORMED",
+    "TRACE_CODE_DUPLICATE",
+    "AMOUNT_TOO_LARGE",
+    "PAY_AUTH_INVALID",
+    "PAY_AUTH_ALREADY_USED",
+    "INSTITUTION_NOT_DESIGNATED",
+    "BUSINESS_TYPE_NOT_PAYABLE",
+    "EC_TOKEN_INVALID",
+    "ITEM_NOT_ELIGIBLE",
+    *ACTING,
+    "TRACE_CODE_ALREADY_SETTLED",
+    "INSUFFICIENT_BALANCE",
+    "MERCHANT_ORDER_EXISTS",
+)
+def create_order(args: dict) -> dict:
     """Place a payment order from a pay_auth_no (online OTC or counter) or a counter ec_token."""
-    inst = current_institution()
-    with db.uow() as uow:
-        order = services.create_order(
-            uow,
-            institution_id=inst.id,
-            pay_auth_no=args["pay_auth_no"],
-            ec_token=args["ec_token"],
-            merchant_order_no=args["merchant_order_no"],
-            items=_items(args),
-            delivery_fee_fen=args["delivery_fee_fen"],
-            account_only=args["account_only"],
-        )
-        return respond(uow, 201, services.order_view(order))
+    order = orders.create_order(
+        request_uow(),
+        institution_id=current_institution().id,
+        pay_auth_no=args["pay_auth_no"],
+        ec_token=args["ec_token"],
+        merchant_order_no=args["merchant_order_no"],
+        items=_items(args),
+        delivery_fee_fen=args["delivery_fee_fen"],
+        account_only=args["account_only"],
+    )
+    return orders.order_view(order)
 
 
-@blp.route("/payment-orders/<pay_order_id>/pay", methods=["POST"])
+@blp.route("/payment-orders/<pay_order_id>/pay", methods=["POST"], parameters=ORDER_ID)
 @blp.institution
 @idempotent()
 @blp.response(200, OrderOut)
-@blp.doc(**IDEMPOTENCY_DOC)
-def pay(pay_order_id: str) -> Response:
+@blp.problems(
+    "ORDER_NOT_FOUND",
+    "ORDER_STATE_CONFLICT",
+    "ORDER_EXPIRED",
+    *ACTING,
+    "INSUFFICIENT_BALANCE",
+    "TRACE_CODE_ALREADY_SETTLED",
+)
+def pay(pay_order_id: str) -> dict:
     """Settle the order: account debit, traceability codes, ledger and status in one transaction."""
-    inst = current_institution()
-    with db.uow() as uow:
-        order = services.pay_order(uow, pay_order_id=pay_order_id, institution_id=inst.id)
-        return respond(uow, 200, services.order_view(order))
+    order = settlement.pay_order(
+        request_uow(), pay_order_id=pay_order_id, institution_id=current_institution().id
+    )
+    return orders.order_view(order)
 
 
-@blp.route("/payment-orders/<pay_order_id>/cancel", methods=["POST"])
+@blp.route("/payment-orders/<pay_order_id>/cancel", methods=["POST"], parameters=ORDER_ID)
 @blp.institution
 @idempotent(required=False)
 @blp.response(200, OrderOut)
-def cancel(pay_order_id: str) -> Response:
+@blp.problems("ORDER_NOT_FOUND", "ORDER_STATE_CONFLICT")
+def cancel(pay_order_id: str) -> dict:
     """Revoke an unpaid order (Idempotency-Key optional)."""
-    inst = current_institution()
-    with db.uow() as uow:
-        order = services.cancel_order(uow, pay_order_id=pay_order_id, institution_id=inst.id)
-        return respond(uow, 200, services.order_view(order))
+    order = orders.cancel_order(
+        request_uow(), pay_order_id=pay_order_id, institution_id=current_institution().id
+    )
+    return orders.order_view(order)
 
 
-@blp.route("/payment-orders/<pay_order_id>/refunds", methods=["POST"])
+@blp.route("/payment-orders/<pay_order_id>/refunds", methods=["POST"], parameters=ORDER_ID)
 @blp.institution
 @idempotent()
 @blp.arguments(RefundIn)
 @blp.response(201, RefundOut)
-@blp.doc(**IDEMPOTENCY_DOC)
-def refund(args: dict, pay_order_id: str) -> Response:
+@blp.problems(
+    "ORDER_NOT_FOUND",
+    "ORDER_STATE_CONFLICT",
+    "REFUND_EXCEEDS_PAID",
+    "TRACE_CODE_MALFORMED",
+    "TRACE_CODE_NOT_IN_ORDER",
+    "REFUND_TOO_SMALL_FOR_CODES",
+)
+def refund(args: dict, pay_order_id: str) -> dict:
     """Refund all (no amount_fen) or part of a paid order; insurance money is returned first."""
-    inst = current_institution()
-    with db.uow() as uow:
-        r = services.refund_order(
-            uow,
-            pay_order_id=pay_order_id,
-            institution_id=inst.id,
-            amount_fen=args["amount_fen"],
-            reason=args["reason"],
-            trace_codes=args["trace_codes"],
-        )
-        return respond(uow, 201, services.refund_view(r))
+    r = refunds.refund_order(
+        request_uow(),
+        pay_order_id=pay_order_id,
+        institution_id=current_institution().id,
+        amount_fen=args["amount_fen"],
+        reason=args["reason"],
+        trace_codes=args["trace_codes"],
+    )
+    return refunds.refund_view(r)
 
 
-@blp.route("/payment-orders/<pay_order_id>", methods=["GET"])
-@blp.response(200, OrderOut)
+@blp.route("/payment-orders/<pay_order_id>", methods=["GET"], parameters=ORDER_ID)
+@blp.response(200, OrderDetailOut)
 @blp.doc(security=[{"InstitutionSignature": []}, {"UserBearer": []}])
-def get_order(pay_order_id: str) -> Response:
+@blp.problems(
+    "INSTITUTION_AUTH_FAILED",
+    "INSTITUTION_DISABLED",
+    "REPLAY_STORE_UNAVAILABLE",
+    "AUTHENTICATION_REQUIRED",
+    "TOKEN_INVALID",
+    "ORDER_NOT_FOUND",
+)
+def get_order(pay_order_id: str) -> dict:
     """The order, its items and refunds: for the owning institution or the payer only."""
     if request.headers.get("X-Yb-Key"):
         yb_api.authenticate_institution()
@@ -192,35 +232,20 @@ def get_order(pay_order_id: str) -> Response:
         yb_api.authenticate_user()
         who = {"person_id": current_user().person_id}
     with db.uow(readonly=True) as uow:
-        order = services.order_for_reader(uow, pay_order_id, **who)
-        body = services.order_view(order)
-        actor = registry.person_by_id(uow, order.actor_person_id) if order.actor_person_id else None
-        body["acted_by"] = actor.psn_no if actor else None  # who acted for the payer (family binding)
-        body["items"] = [
-            {
-                "line_no": i.line_no,
-                "drug_code": i.drug_code,
-                "drug_name": i.drug_name,
-                "otc": i.otc,
-                "quantity": i.quantity,
-                "unit_price_fen": i.unit_price_fen,
-                "trace_codes": i.trace_codes,
-            }
-            for i in services.order_items(uow, order)
-        ]
-        body["refunds"] = [services.refund_view(r) for r in services.order_refunds(uow, order)]
-    return _json(200, body)
+        order = order_reads.order_for_reader(uow, pay_order_id, **who)
+        return order_reads.order_detail(uow, order)
 
 
 @blp.route("/statements", methods=["GET"])
 @blp.institution
 @blp.arguments(StatementQuery, location="query")
-def get_statement(args: dict) -> Response:
+@blp.response(200, StatementOut)
+def get_statement(args: dict) -> dict:
     """The institution's statement for one Beijing calendar day, reconciled against the ledger."""
     inst = current_institution()
     with db.uow(readonly=True) as uow:
-        body = services.statement(uow, institution_id=inst.id, day=args["date"])
-    return _json(200, {"org_id": inst.org_id, **body})
+        body = statements.statement(uow, institution_id=inst.id, day=args["date"])
+    return {"org_id": inst.org_id, **body}
 
 
 # ---------------------------------------------------------------- operators
@@ -229,37 +254,41 @@ def get_statement(args: dict) -> Response:
 @blp.route("/admin/contributions", methods=["POST"])
 @blp.admin
 @blp.arguments(ContributionIn)
-def credit_contribution(args: dict) -> Response:
+@blp.response(201, ContributionOut, description="Credited.")
+@blp.alt_response(200, schema=ContributionOut, description="Already credited with this amount: no effect.")
+@blp.problems("PERSON_NOT_FOUND", "AMOUNT_TOO_LARGE", "NO_PERSONAL_ACCOUNT", "CONTRIBUTION_CONFLICT")
+def credit_contribution(args: dict) -> tuple[accounts.ContributionResult, int]:
     """Credit a yearly contribution; once per (psn_no, year): a replay answers 200 without effect."""
-    with db.uow() as uow:
-        res = services.credit_contribution(uow, **args)
-        uow.commit()
-    return _json(201 if res.created else 200, vars(res))
+    with write_uow() as uow:
+        res = accounts.credit_contribution(uow, **args)
+    return res, 201 if res.created else 200
 
 
 @blp.route("/admin/institutions/<org_id>/webhook", methods=["PUT"])
 @blp.admin
 @blp.arguments(WebhookIn)
-def set_webhook(args: dict, org_id: str) -> Response:
+@blp.response(200, WebhookOut)
+@blp.problems("INSTITUTION_NOT_FOUND")
+def set_webhook(args: dict, org_id: str) -> webhooks.EndpointInfo:
     """Set the webhook URL and issue a new signing secret (shown here and by GET)."""
-    with db.uow() as uow:
-        info = webhooks.set_endpoint(uow, org_id, args["url"])
-        uow.commit()
-    return _json(200, {"url": info.url, "secret": info.secret})
+    with write_uow() as uow:
+        return webhooks.set_endpoint(uow, org_id, args["url"])
 
 
 @blp.route("/admin/institutions/<org_id>/webhook", methods=["GET"])
 @blp.admin
-def get_webhook(org_id: str) -> Response:
+@blp.response(200, WebhookOut)
+@blp.problems("NOT_FOUND")
+def get_webhook(org_id: str) -> webhooks.EndpointInfo:
     """The webhook URL and signing secret of an institution."""
     with db.uow(readonly=True) as uow:
-        info = webhooks.get_endpoint(uow, org_id)
-    return _json(200, {"url": info.url, "secret": info.secret})
+        return webhooks.get_endpoint(uow, org_id)
 
 
 @blp.route("/admin/ledger/reconciliation", methods=["GET"])
 @blp.admin
-def reconciliation() -> Response:
+@blp.response(200, ReconciliationOut)
+def reconciliation() -> dict:
     """Whole-ledger check: balanced, sealed, balances = entries, none negative."""
     with db.uow(readonly=True) as uow:
-        return _json(200, services.reconcile(uow))
+        return statements.reconcile(uow)

@@ -1,8 +1,13 @@
-"""Request and response schemas of the payments API."""
+"""Request and response schemas of the payments API: every answer is serialized through these.
+
+Amounts are integer fen. Inputs have no upper bound in the schema: a total beyond 2^53 - 1 fen is
+refused with its own code (AMOUNT_TOO_LARGE). Timestamps are ISO 8601 in UTC with a "Z" suffix.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -11,20 +16,47 @@ from yibao.api import Schema
 from yibao.db import MAX_ID
 from yibao.errors import register_field_messages
 
+from .grants import PURPOSES
+from .money import MAX_FEN
+from .orders import TRANSITIONS
+
 _ONE_GRANT = "Send exactly one of pay_auth_no and ec_token."
 register_field_messages({_ONE_GRANT: "pay_auth_no 与 ec_token 必须且只能提供一个。"})
 
+# Identifiers the service issues (prefix + secrets.token_urlsafe).
+PAY_ORDER_ID_PATTERN = r"^po_[A-Za-z0-9_-]{24}$"
+REFUND_ID_PATTERN = r"^rf_[A-Za-z0-9_-]{24}$"
+PAY_AUTH_NO_PATTERN = r"^pa_[A-Za-z0-9_-]{32}$"
+
+FEN = validate.Range(min=0, max=MAX_FEN)  # an amount the service answers: 0..2^53-1
+SIGNED_FEN = validate.Range(min=-MAX_FEN, max=MAX_FEN)
+COUNT = validate.Range(min=0)
+_NO_UPPER_BOUND = "Integer fen; a total beyond 2^53 - 1 fen is refused as AMOUNT_TOO_LARGE."
+
+
+class UtcDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a "Z" suffix (2026-03-10T08:00:00.123456Z)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.isoformat().replace("+00:00", "Z")
+
+
+def _fen(**kw: Any) -> fields.Integer:
+    return fields.Integer(required=True, validate=FEN, **kw)
+
+
+# ---------------------------------------------------------------- requests
+
 
 class PayAuthorizationIn(Schema):
-    purpose = fields.String(required=True, validate=validate.OneOf(["online_otc", "counter"]))
-    on_behalf_of = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
-
-
-class PayAuthorizationOut(Schema):
-    pay_auth_no = fields.String()
-    purpose = fields.String()
-    expires_at = fields.String()
-    expires_in = fields.Integer()
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    on_behalf_of = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "psn_no of the family member you pay for (family binding with `pay`)."},
+    )
 
 
 class ItemIn(Schema):
@@ -32,9 +64,18 @@ class ItemIn(Schema):
     drug_name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     otc = fields.Boolean(required=True, truthy={True}, falsy={False})
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100_000))
-    # No upper bound here: totals beyond 2^53 fen get their own code (AMOUNT_TOO_LARGE).
-    unit_price_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    trace_codes = fields.List(fields.String(), load_default=list, validate=validate.Length(max=100_000))
+    unit_price_fen = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
+    )
+    trace_codes = fields.List(
+        fields.String(),
+        load_default=list,
+        validate=validate.Length(max=100_000),
+        metadata={
+            "description": "Drug traceability codes (20 digits or a GS1 element string), one per unit "
+            "when given."
+        },
+    )
 
 
 class OrderIn(Schema):
@@ -42,7 +83,9 @@ class OrderIn(Schema):
     ec_token = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
     merchant_order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
     items = fields.List(fields.Nested(ItemIn), required=True, validate=validate.Length(min=1, max=200))
-    delivery_fee_fen = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    delivery_fee_fen = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
+    )
     account_only = fields.Boolean(
         load_default=False,
         truthy={True},
@@ -59,25 +102,13 @@ class OrderIn(Schema):
             raise ma.ValidationError(_ONE_GRANT, "pay_auth_no")
 
 
-class OrderOut(Schema):
-    pay_order_id = fields.String()
-    merchant_order_no = fields.String()
-    status = fields.String()
-    purpose = fields.String()
-    account_only = fields.Boolean()
-    total_fen = fields.Integer()
-    drug_fen = fields.Integer()
-    delivery_fee_fen = fields.Integer()
-    account_pay_fen = fields.Integer()
-    mutual_aid_pay_fen = fields.Integer()
-    cash_pay_fen = fields.Integer()
-    refunded_fen = fields.Integer()
-    created_at = fields.String()
-    paid_at = fields.String(allow_none=True)
-
-
 class RefundIn(Schema):
-    amount_fen = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    amount_fen = fields.Integer(
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "Omit to refund everything left."},
+    )
     reason = fields.String(required=True, validate=validate.Length(min=1, max=256))
     trace_codes = fields.List(
         fields.String(),
@@ -86,16 +117,6 @@ class RefundIn(Schema):
             "description": "Codes of the returned boxes to release (all are released by a final refund)."
         },
     )
-
-
-class RefundOut(Schema):
-    refund_id = fields.String()
-    status = fields.String()
-    amount_fen = fields.Integer()
-    account_refund_fen = fields.Integer()
-    mutual_aid_refund_fen = fields.Integer()
-    cash_refund_fen = fields.Integer()
-    released_trace_codes = fields.List(fields.String())
 
 
 class AccountQuery(Schema):
@@ -108,11 +129,6 @@ class EntriesQuery(Schema):
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
 
 
-class AccountOut(Schema):
-    psn_no = fields.String()
-    balance_fen = fields.Integer()
-
-
 class StatementQuery(Schema):
     date = fields.Date(
         required=True, validate=validate.Range(min=dt.date(2000, 1, 1), max=dt.date(9999, 12, 30))
@@ -122,8 +138,166 @@ class StatementQuery(Schema):
 class ContributionIn(Schema):
     psn_no = fields.String(required=True, validate=validate.Length(min=1, max=32))
     year = fields.Integer(required=True, strict=True, validate=validate.Range(min=1990, max=2200))
-    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    amount_fen = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1), metadata={"description": _NO_UPPER_BOUND}
+    )
 
 
 class WebhookIn(Schema):
-    url = fields.Url(load_default=None, schemes={"http", "https"}, require_tld=False)
+    url = fields.Url(
+        load_default=None,
+        schemes={"http", "https"},
+        require_tld=False,
+        metadata={"description": "Omit to use the institution's registered webhook_url."},
+    )
+
+
+# ---------------------------------------------------------------- responses
+
+
+class PayAuthorizationOut(Schema):
+    pay_auth_no = fields.String(required=True, validate=validate.Regexp(PAY_AUTH_NO_PATTERN))
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    expires_at = UtcDateTime(required=True)
+    expires_in = fields.Integer(
+        required=True, validate=validate.Range(min=0, max=300), metadata={"description": "Seconds."}
+    )
+
+
+class AccountOut(Schema):
+    psn_no = fields.String(required=True)
+    balance_fen = _fen()
+
+
+class EntryOut(Schema):
+    entry_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    amount_fen = fields.Integer(
+        required=True, validate=SIGNED_FEN, metadata={"description": "Credit > 0, debit < 0."}
+    )
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["opening", "contribution", "payment", "refund"])
+    )
+    pay_order_id = fields.String(
+        required=True, allow_none=True, validate=validate.Regexp(PAY_ORDER_ID_PATTERN)
+    )
+    created_at = UtcDateTime(required=True)
+
+
+class EntriesOut(Schema):
+    items = fields.List(fields.Nested(EntryOut), required=True)
+    next_cursor = fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+    )
+
+
+class OrderOut(Schema):
+    pay_order_id = fields.String(required=True, validate=validate.Regexp(PAY_ORDER_ID_PATTERN))
+    merchant_order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    status = fields.String(required=True, validate=validate.OneOf(list(TRANSITIONS)))
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    account_only = fields.Boolean(required=True)
+    total_fen = _fen()
+    drug_fen = _fen()
+    delivery_fee_fen = _fen()
+    account_pay_fen = _fen(metadata={"description": "Quoted when placed, fixed when paid."})
+    mutual_aid_pay_fen = _fen()
+    cash_pay_fen = _fen()
+    refunded_fen = _fen()
+    created_at = UtcDateTime(required=True)
+    paid_at = UtcDateTime(required=True, allow_none=True)
+
+
+class OrderItemOut(Schema):
+    line_no = fields.Integer(required=True, validate=validate.Range(min=1, max=200))
+    drug_code = fields.String(required=True)
+    drug_name = fields.String(required=True)
+    otc = fields.Boolean(required=True)
+    quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
+    unit_price_fen = _fen()
+    trace_codes = fields.List(fields.String(), required=True)
+
+
+class RefundOut(Schema):
+    refund_id = fields.String(required=True, validate=validate.Regexp(REFUND_ID_PATTERN))
+    status = fields.String(required=True, validate=validate.OneOf(["succeeded"]))
+    amount_fen = _fen()
+    account_refund_fen = _fen(metadata={"description": "Back to insurance accounts (mutual aid included)."})
+    mutual_aid_refund_fen = _fen()
+    cash_refund_fen = _fen()
+    released_trace_codes = fields.List(fields.String(), required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    created_at = UtcDateTime(required=True)
+
+
+class OrderDetailOut(OrderOut):
+    acted_by = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "psn_no of the family member who acted for the payer, if any."},
+    )
+    items = fields.List(fields.Nested(OrderItemOut), required=True)
+    refunds = fields.List(fields.Nested(RefundOut), required=True)
+
+
+class StatementTotalsOut(Schema):
+    count = fields.Integer(required=True, validate=COUNT)
+    total_fen = _fen()
+    account_fen = _fen()
+    mutual_aid_fen = _fen()
+    cash_fen = _fen()
+
+
+class StatementNetOut(Schema):
+    total_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+    insurance_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+    cash_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+
+
+class StatementLedgerOut(Schema):
+    clearing_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+    insurance_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+    cash_fen = fields.Integer(required=True, validate=SIGNED_FEN)
+
+
+class StatementOut(Schema):
+    org_id = fields.String(required=True)
+    date = fields.String(required=True, metadata={"format": "date"})
+    timezone = fields.String(required=True, validate=validate.OneOf(["Asia/Shanghai"]))
+    payments = fields.Nested(StatementTotalsOut, required=True)
+    refunds = fields.Nested(StatementTotalsOut, required=True)
+    net = fields.Nested(StatementNetOut, required=True)
+    ledger = fields.Nested(StatementLedgerOut, required=True)
+    reconciled = fields.Boolean(required=True)
+
+
+class ReconciliationOut(Schema):
+    unbalanced_transactions = fields.Integer(required=True, validate=COUNT)
+    unsealed_transactions = fields.Integer(required=True, validate=COUNT)
+    balance_mismatches = fields.List(
+        fields.Integer(), required=True, metadata={"description": "Ids of personal accounts."}
+    )
+    negative_balances = fields.Integer(required=True, validate=COUNT)
+    ledger_total_fen = fields.Integer(required=True)
+    ok = fields.Boolean(required=True)
+
+
+class ContributionOut(Schema):
+    psn_no = fields.String(required=True)
+    year = fields.Integer(required=True, validate=validate.Range(min=1990, max=2200))
+    amount_fen = _fen()
+    balance_fen = _fen()
+    created = fields.Boolean(
+        required=True, metadata={"description": "false: this contribution was already credited."}
+    )
+
+
+class WebhookOut(Schema):
+    url = fields.String(required=True, metadata={"format": "uri"})
+    secret = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^whsec_[A-Za-z0-9+/]+={0,2}$"),
+        metadata={"description": "Standard Webhooks signing secret."},
+    )

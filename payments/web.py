@@ -1,128 +1,211 @@
-"""Flask glue for payments: the @idempotent decorator and JSON responses that it can store and replay."""
+"""Flask glue for payments: who commits a request's unit of work, and idempotent institution POSTs.
+
+One owner of the commit
+-----------------------
+Views and services never commit. A write request gets exactly one unit of work, owned by one of
+two places in this module, and that owner commits it once, after the view returned:
+
+* `@idempotent(...)` (institution POSTs; placed ABOVE `@blp.arguments` / `@blp.response`):
+
+  1. checks the Idempotency-Key header and claims (institution, key) in its own short step
+     (idempotency.try_claim under db.autocommit(), or idempotency.begin for a key seen before).
+     A finished key replays the stored answer with header `Idempotent-Replayed: true`; a key used
+     with another request is IDEMPOTENCY_KEY_REUSED; a key whose claim is still leased is
+     IDEMPOTENCY_KEY_IN_USE; a claim past its lease is taken over with a new token.
+  2. opens the request's unit of work (db.uow()) and exposes it to the view through
+     `request_uow()`, wrapped so that its `commit()` raises (`ViewCommitRefused`).
+  3. calls the view; the view returns an object, `@blp.response` serializes it through the
+     response schema (the OpenAPI document is the truth of the wire format).
+  4. on a success status, stores the serialized body with idempotency.complete() IN THE SAME unit of
+     work and commits once: the effects and the stored answer commit together or not at all. A
+     crash before that commit leaves no effect and an in-progress claim, retryable after its lease.
+  5. on a refusal (AppError or HTTP error), rolls the effects back and, in the same unit of work,
+     stores a 4xx answer for replay, or releases the claim for a 5xx so a retry runs again. An
+     unexpected exception (a view that commits on its own included) rolls back, releases the claim
+     and propagates (500). A claim taken over meanwhile cannot complete: the effects roll back and
+     the answer is IDEMPOTENCY_KEY_IN_USE.
+
+  Without a key (only where `required=False`) the same unit of work is committed without a claim.
+
+* `write_uow()` (non-idempotent writes: a user's POST /pay-authorizations, operators' contributions
+  and webhook PUT): `with write_uow() as uow:` yields the same commit-refusing wrapper and commits
+  when the block ends without an exception (rolls back otherwise).
+
+Reads use `db.uow(readonly=True)` and never commit.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from copy import deepcopy
 from typing import Any
 
 from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from yibao import errors
-from yibao.api import current_institution
+from yibao.api import Blueprint, current_institution
 from yibao.db import UnitOfWork, db
 from yibao.errors import AppError
 
 from . import idempotency
 
 REPLAY_HEADER = "Idempotent-Replayed"
+# What idempotency.check_key accepts: 1..255 visible ASCII characters.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"
 
 
-def plain(value: Any) -> Any:
-    """JSON-ready: datetimes as ISO 8601 UTC with Z."""
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+class ViewCommitRefused(RuntimeError):
+    """A view or service called commit() on the request's unit of work: only its owner commits."""
 
 
-def _json_response(status: int, text: str, mimetype: str = "application/json") -> Response:
-    return Response(text, status=status, mimetype=mimetype)
+class RequestWork(UnitOfWork):
+    """The request's unit of work as views and services see it: the same session, commit() refused."""
+
+    def __init__(self, owner: UnitOfWork) -> None:
+        self.session = owner.session
+
+    def commit(self) -> None:
+        raise ViewCommitRefused(
+            "the request's unit of work is committed by @idempotent or write_uow(), not by views"
+        )
 
 
-def answer(status: int, body: dict[str, Any]) -> Response:
-    """A JSON answer (no idempotency record: reads and non-institution writes)."""
-    return _json_response(status, json.dumps(plain(body), ensure_ascii=False, separators=(",", ":")))
+def request_uow() -> RequestWork:
+    """The unit of work of the current request (inside a view decorated with @idempotent)."""
+    uow = g.get("yb_request_uow")
+    if uow is None:
+        raise RuntimeError("request_uow() outside an @idempotent view")
+    return uow
 
 
-def respond(uow: UnitOfWork, status: int, body: dict[str, Any]) -> Response:
-    """Commit the unit of work together with the idempotency record of this request, then answer."""
-    text = json.dumps(plain(body), ensure_ascii=False, separators=(",", ":"))
-    claim = g.get("yb_idem_claim")
-    if claim is not None:
-        idempotency.complete(uow, claim, status, text)
-        g.yb_idem_done = True
-    uow.commit()
-    return _json_response(status, text)
-
-
-def idempotent(*, required: bool = True) -> Callable:
-    """Make an institution POST retry-safe by its Idempotency-Key (scoped to the institution)."""
-
-    def decorator(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            raw = request.headers.get("Idempotency-Key")
-            if raw is None and not required:
-                return view(*args, **kwargs)
-            key = idempotency.check_key(raw)
-            inst = current_institution()
-            req_hash = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
-            lock_seconds = current_app.config.get("PAYMENTS_IDEMPOTENCY_LOCK_SECONDS", 30)
-            claim = {
-                "institution_id": inst.id,
-                "key": key,
-                "req_hash": req_hash,
-                "lock_seconds": lock_seconds,
-            }
-            # A fresh key (the usual case) is claimed by one self-committing INSERT; an existing key
-            # (replay, reuse, in use, takeover) goes through the locking transaction of begin().
-            with db.autocommit() as uow:
-                outcome: idempotency.Claim | idempotency.Stored | None = idempotency.try_claim(uow, **claim)
-            if outcome is None:
-                with db.uow() as uow:
-                    outcome = idempotency.begin(uow, **claim)
-            if isinstance(outcome, idempotency.Stored):
-                mimetype = errors.PROBLEM_MIME if outcome.status >= 400 else "application/json"
-                resp = _json_response(outcome.status, outcome.body, mimetype)
-                resp.headers[REPLAY_HEADER] = "true"
-                return resp
-            g.yb_idem_claim, g.yb_idem_done = outcome, False
-            try:
-                resp = view(*args, **kwargs)
-            except (AppError, HTTPException) as exc:
-                resp = (
-                    errors.handle_app_error(exc)
-                    if isinstance(exc, AppError)
-                    else errors.handle_http_exception(exc)
-                )
-                _finish_error(outcome, resp)
-                return resp
-            except BaseException:
-                _release(outcome)
-                raise
-            if not g.yb_idem_done:  # a view that answered without respond(): store it now
-                _finish_error(outcome, resp)
-            return resp
-
-        return wrapper
-
-    return decorator
-
-
-def _finish_error(claim: idempotency.Claim, resp: Response) -> None:
-    """A refused request had no effect: store the refusal (4xx) for replay, or forget the claim (5xx)."""
+@contextmanager
+def write_uow() -> Iterator[RequestWork]:
+    """The one place a non-idempotent write commits: when the block ends without an exception."""
     with db.uow() as uow:
+        yield RequestWork(uow)
+        uow.commit()
+
+
+def _error_response(exc: AppError | HTTPException) -> Response:
+    if isinstance(exc, AppError):
+        return errors.handle_app_error(exc)
+    return errors.handle_http_exception(exc)
+
+
+def _replay(stored: idempotency.Stored) -> Response:
+    mimetype = errors.PROBLEM_MIME if stored.status >= 400 else "application/json"
+    resp = Response(stored.body, status=stored.status, mimetype=mimetype)
+    resp.headers[REPLAY_HEADER] = "true"
+    return resp
+
+
+def _claim() -> idempotency.Claim | idempotency.Stored:
+    """Claim this request's key (each step commits on its own), or the stored answer, or refuse."""
+    key = idempotency.check_key(request.headers.get("Idempotency-Key"))
+    claim = {
+        "institution_id": current_institution().id,
+        "key": key,
+        "req_hash": idempotency.request_hash(request.method, request.path, request.get_data(cache=True)),
+        "lock_seconds": current_app.config["PAYMENTS_IDEMPOTENCY_LOCK_SECONDS"],
+    }
+    # A fresh key (the usual case) is claimed by one self-committing INSERT; an existing key
+    # (replay, reuse, in use, takeover) goes through the locking transaction of begin().
+    with db.autocommit() as uow:
+        outcome: idempotency.Claim | idempotency.Stored | None = idempotency.try_claim(uow, **claim)
+    if outcome is None:
+        with db.uow() as uow:
+            outcome = idempotency.begin(uow, **claim)
+    return outcome
+
+
+def _refused(uow: UnitOfWork, claim: idempotency.Claim | None, resp: Response) -> Response:
+    """The effects are rolled back; store a 4xx refusal for replay, or forget the claim on a 5xx."""
+    uow.rollback()
+    if claim is not None:
         if resp.status_code >= 500:
             idempotency.release(uow, claim)
         else:
             try:
                 idempotency.complete(uow, claim, resp.status_code, resp.get_data(as_text=True))
             except AppError:
-                return  # taken over after our lease ran out: the new owner decides
-        uow.commit()
+                return resp  # taken over after our lease ran out: the new owner decides
+    uow.commit()
+    return resp
 
 
-def _release(claim: idempotency.Claim) -> None:
+def _release(claim: idempotency.Claim | None) -> None:
+    if claim is None:
+        return
     try:
         with db.uow() as uow:
             idempotency.release(uow, claim)
             uow.commit()
     except Exception:  # noqa: S110 - the claim then simply expires after its lease
         pass
+
+
+def _run(view: Callable, claim: idempotency.Claim | None, args: Any, kwargs: Any) -> Response:
+    """Run the view in the request's unit of work; commit it once with the stored answer."""
+    with db.uow() as uow:
+        g.yb_request_uow = RequestWork(uow)
+        try:
+            resp = view(*args, **kwargs)
+            if resp.status_code >= 400:  # a view that answered a refusal without raising
+                return _refused(uow, claim, resp)
+            if claim is not None:
+                idempotency.complete(uow, claim, resp.status_code, resp.get_data(as_text=True))
+            uow.commit()
+            return resp
+        except (AppError, HTTPException) as exc:
+            return _refused(uow, claim, _error_response(exc))
+        except BaseException:
+            uow.rollback()
+            _release(claim)
+            raise
+        finally:
+            g.pop("yb_request_uow", None)
+
+
+def idempotent(*, required: bool = True) -> Callable:
+    """Make an institution POST retry-safe by its Idempotency-Key (scoped to the institution), and own
+    the request's unit of work (see the module docstring). Documents the header and its codes."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            claim = None
+            if required or request.headers.get("Idempotency-Key") is not None:
+                outcome = _claim()
+                if isinstance(outcome, idempotency.Stored):
+                    return _replay(outcome)
+                claim = outcome
+            return _run(view, claim, args, kwargs)
+
+        wrapper._apidoc = deepcopy(getattr(view, "_apidoc", {}))  # type: ignore[attr-defined]
+        manual = wrapper._apidoc.setdefault("manual_doc", {})  # type: ignore[attr-defined]
+        manual.setdefault("parameters", []).append(
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": required,
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": idempotency.MAX_KEY_LEN,
+                    "pattern": IDEMPOTENCY_KEY_PATTERN,
+                },
+                "description": (
+                    "1-255 visible ASCII characters, scoped to the institution, kept 24 h: the same key "
+                    "and request replay the first answer (header Idempotent-Replayed: true)."
+                    + ("" if required else " Optional here.")
+                ),
+            }
+        )
+        return Blueprint.problems(
+            "IDEMPOTENCY_KEY_REQUIRED", "IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_USE"
+        )(wrapper)
+
+    return decorator

@@ -76,7 +76,10 @@ class EndpointInfo:
 
 
 def set_endpoint(uow: UnitOfWork, org_id: str, url: str | None) -> EndpointInfo:
-    """Set the webhook URL of an institution (default: the registry's webhook_url) and a new secret."""
+    """Set the webhook URL of an institution (default: the registry's webhook_url) and a new secret.
+
+    Raises: INSTITUTION_NOT_FOUND, VALIDATION_FAILED (no URL given or registered).
+    """
     inst = registry.institution_by_org_id(uow, org_id)
     if inst is None:
         raise AppError("INSTITUTION_NOT_FOUND")
@@ -96,7 +99,10 @@ def set_endpoint(uow: UnitOfWork, org_id: str, url: str | None) -> EndpointInfo:
 
 
 def get_endpoint(uow: UnitOfWork, org_id: str) -> EndpointInfo:
-    """The institution's webhook URL and secret (operators only)."""
+    """The institution's webhook URL and secret (operators only).
+
+    Raises: NOT_FOUND (no such institution, or no endpoint set).
+    """
     inst = registry.institution_by_org_id(uow, org_id)
     ep = uow.session.get(WebhookEndpoint, inst.id) if inst else None
     if ep is None:

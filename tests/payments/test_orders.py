@@ -224,14 +224,14 @@ def test_an_order_is_payable_for_30_minutes_only(app, yb, pay, shop, payer, monk
     fresh = pay.order(shop, payer, items=[item(price=200)])
     before = counts(app)
     placed = utcnow()
-    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=31))
+    monkeypatch.setattr("payments.settlement.utcnow", lambda: placed + timedelta(minutes=31))
     problem(pay.pay(shop, stale["pay_order_id"]), 409, "ORDER_EXPIRED")
     assert counts(app) == before  # nothing debited, no code settled
     got = yb.as_institution(shop, "GET", f"/payment-orders/{stale['pay_order_id']}").get_json()
     assert got["status"] == "created"
     cancel = yb.as_institution(shop, "POST", f"/payment-orders/{stale['pay_order_id']}/cancel")
     assert cancel.status_code == 200 and cancel.get_json()["status"] == "cancelled"
-    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=29))
+    monkeypatch.setattr("payments.settlement.utcnow", lambda: placed + timedelta(minutes=29))
     assert pay.pay(shop, fresh["pay_order_id"]).status_code == 200
 
 
@@ -570,7 +570,7 @@ def test_acting_permission_is_checked_again_at_pay(app, yb, pay, shop, monkeypat
 
 
 def test_expire_unpaid_orders(app, yb, pay, shop, payer, runner, monkeypatch):
-    from payments import services
+    from payments import orders
     from payments.models import WebhookEvent
 
     yb.admin("PUT", f"/institutions/{shop.org_id}/webhook", {"url": "https://shop.example/hooks"})
@@ -579,9 +579,9 @@ def test_expire_unpaid_orders(app, yb, pay, shop, payer, runner, monkeypatch):
     assert pay.pay(shop, paid["pay_order_id"]).status_code == 200
     placed = utcnow()
     with app.app_context(), db.uow() as uow:  # still inside the pay window: nothing to do
-        assert services.expire_unpaid_orders(uow, now=placed + timedelta(minutes=29)) == []
+        assert orders.expire_unpaid_orders(uow, now=placed + timedelta(minutes=29)) == []
         uow.commit()
-    monkeypatch.setattr("payments.services.utcnow", lambda: placed + timedelta(minutes=31))
+    monkeypatch.setattr("payments.orders.utcnow", lambda: placed + timedelta(minutes=31))
     out = runner.invoke(args=["payments", "expire-orders"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output) == {"cancelled": 1, "pay_order_ids": [stale["pay_order_id"]]}

@@ -244,9 +244,11 @@ def test_statement_day_is_the_beijing_calendar_day(yb, pay, shop, monkeypatch):
     refunded = pay.order(shop, payer, items=[item(price=100)])
     late_evening = datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)  # 23:59:59 on 9 March in Beijing
     after_midnight = datetime(2026, 3, 9, 16, 30, tzinfo=UTC)  # 00:30 on 10 March in Beijing
-    monkeypatch.setattr("payments.services.utcnow", lambda: late_evening)
+    monkeypatch.setattr("payments.settlement.utcnow", lambda: late_evening)
+    monkeypatch.setattr("payments.refunds.utcnow", lambda: late_evening)
     assert pay.pay(shop, refunded["pay_order_id"]).status_code == 200
-    monkeypatch.setattr("payments.services.utcnow", lambda: after_midnight)
+    monkeypatch.setattr("payments.settlement.utcnow", lambda: after_midnight)
+    monkeypatch.setattr("payments.refunds.utcnow", lambda: after_midnight)
     assert pay.pay(shop, order["pay_order_id"]).status_code == 200
     assert pay.refund(shop, refunded["pay_order_id"]).status_code == 201
 

@@ -1,0 +1,62 @@
+"""Who pays: the caller, or the family member they act for (checked through family_accounts.acting),
+and the mutual-aid holders whose accounts cover what the payer's own account cannot."""
+
+from __future__ import annotations
+
+from family_accounts import acting as family
+from yibao.db import UnitOfWork
+from yibao.errors import AppError
+from yibao.registry import services as registry
+
+from . import ledger
+from .models import Account
+
+
+def acting_member(uow: UnitOfWork, actor_person_id: int, on_behalf_of: str | None, action: str) -> int:
+    """The person the caller acts for: themself, or a family member if family_accounts allows it.
+
+    Raises: NOT_PERMITTED (and the codes of family_accounts.acting.acting_permission).
+    """
+    if not on_behalf_of:
+        return actor_person_id
+    me = registry.person_by_id(uow, actor_person_id)
+    if me is not None and me.psn_no == on_behalf_of:
+        return actor_person_id
+    return family.acting_permission(
+        uow, actor_person_id=actor_person_id, member_psn_no=on_behalf_of, action=action
+    )
+
+
+def recheck_actor(uow: UnitOfWork, *, actor_person_id: int | None, payer_person_id: int, source: str) -> None:
+    """A payment made by someone acting for the payer needs the family permission still to hold now.
+
+    Raises: NOT_PERMITTED.
+    """
+    if actor_person_id is None or actor_person_id == payer_person_id:
+        return
+    payer = registry.person_by_id(uow, payer_person_id)
+    assert payer is not None
+    # A pay_auth_no was given under "pay"; a counter ec_token came from a code shown under "show_voucher".
+    action = "pay" if source == "pay_auth" else "show_voucher"
+    if (
+        family.acting_permission(
+            uow, actor_person_id=actor_person_id, member_psn_no=payer.psn_no, action=action
+        )
+        != payer_person_id
+    ):
+        raise AppError("NOT_PERMITTED")
+
+
+def holder_person_ids(uow: UnitOfWork, payer_id: int) -> list[int]:
+    """The payer's mutual-aid holders in charge order (family_accounts decides the order)."""
+    return [pid for pid in family.mutual_aid_holders(uow, member_person_id=payer_id) if pid != payer_id]
+
+
+def holder_accounts(uow: UnitOfWork, payer_id: int) -> list[Account]:
+    """The holders' personal accounts in charge order (holders without one are skipped)."""
+    accts = []
+    for pid in holder_person_ids(uow, payer_id):
+        a = ledger.personal_account(uow, pid)
+        if a is not None:
+            accts.append(a)
+    return accts
