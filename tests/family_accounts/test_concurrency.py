@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from family_accounts.models import FamilyBinding
 from yibao.db import db, utcnow
 
-from .conftest import Family
+from .support import Family
 
 N = 10
 
@@ -62,10 +62,10 @@ def test_concurrent_requests_bind_at_most_five(app, fam: Family):
 
 def test_without_the_row_lock_the_constraints_still_cap_at_five(app, fam: Family, monkeypatch):
     """Take the binder lock away: racing writers may now collide on a slot, but never exceed five."""
-    from family_accounts import services
+    from family_accounts import bindings
     from yibao.registry.models import Person as PersonRow
 
-    monkeypatch.setattr(services, "_lock_person", lambda uow, pid: uow.session.get(PersonRow, pid))
+    monkeypatch.setattr(bindings, "lock_person", lambda uow, pid: uow.session.get(PersonRow, pid))
     me = fam.adult()
     relatives = [fam.adult() for _ in range(N)]
     results = _race(app, [(me, _body(r)) for r in relatives])
