@@ -120,12 +120,15 @@ class MutualAidFilingCreateSchema(Schema):
 class FilingPartySchema(Schema):
     psn_no = fields.String(required=True)
     name_masked = fields.String(
+        required=True,
         allow_none=True,
         metadata={
             "description": "null for the member until they approve (the holder sees only the psn_no typed)"
         },
     )
-    id_number_masked = fields.String(allow_none=True, metadata={"description": "null like name_masked"})
+    id_number_masked = fields.String(
+        required=True, allow_none=True, metadata={"description": "null like name_masked"}
+    )
 
 
 class MutualAidFilingSchema(Schema):

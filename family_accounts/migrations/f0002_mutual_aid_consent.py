@@ -51,6 +51,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("expires_at", yibao.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("approved_at", yibao.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("declined_at", yibao.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.drop_constraint(
+            batch_op.f("ck_mutual_aid_filings_status"), type_="check"
+        )  # no 'pending' yet
     op.execute(
         "UPDATE mutual_aid_filings SET member_psn_no ="
         " (SELECT psn_no FROM persons WHERE persons.id = mutual_aid_filings.member_person_id)"
@@ -59,7 +62,6 @@ def upgrade() -> None:
     with op.batch_alter_table(TABLE, schema=None) as batch_op:
         batch_op.alter_column("member_psn_no", existing_type=sa.String(length=32), nullable=False)
         batch_op.alter_column("member_person_id", existing_type=sa.Integer(), nullable=True)
-        batch_op.drop_constraint(batch_op.f("ck_mutual_aid_filings_status"), type_="check")
         for name, sql in NEW_CHECKS.items():
             batch_op.create_check_constraint(batch_op.f(f"ck_{TABLE}_{name}"), sql)
         batch_op.drop_index(
