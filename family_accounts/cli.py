@@ -9,14 +9,19 @@ from flask.cli import with_appcontext
 
 from yibao.db import db
 
-from . import services
+from . import lifecycle, mutual_aid
 
 
 @click.command("family-sweep")
 @with_appcontext
 def sweep_cli() -> None:
-    """Expire overdue pending bindings and move wards who turned 17 to pending, with audit events."""
+    """Expire overdue pending bindings and mutual-aid filings, move wards who turned 17 to pending.
+
+    Prints {"moved": {status: n}}: how many bindings and filings moved to each status.
+    """
     with db.uow() as uow:
-        moved = services.sweep(uow)
+        moved = lifecycle.sweep(uow)
+        for status, n in mutual_aid.sweep(uow).items():
+            moved[status] = moved.get(status, 0) + n
         uow.commit()
     click.echo(json.dumps({"moved": moved}))

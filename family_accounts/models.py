@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
@@ -76,28 +77,60 @@ class BindingEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+FILING_STATUSES = ("pending", "active", "declined", "expired", "withdrawn")
+FILING_LIVE_SQL = "status IN ('pending', 'active')"
+
+
 class MutualAidFiling(Base):
-    """The holder lets a close relative (the member) draw on the holder's personal account."""
+    """The holder lets a close relative (the member) draw on the holder's personal account.
+
+    A filing starts pending and lets money flow only once the member approved it from their own
+    account (active). `member_psn_no` is what the holder typed; `member_person_id` is NULL when no
+    insured person has that psn_no, and such a filing can never become active or declined.
+    """
 
     __tablename__ = "mutual_aid_filings"
     __table_args__ = (
-        CheckConstraint("status IN ('active', 'withdrawn')", name="status"),
+        CheckConstraint("status IN ('pending', 'active', 'declined', 'expired', 'withdrawn')", name="status"),
         CheckConstraint("holder_person_id <> member_person_id", name="not_self"),
+        CheckConstraint(
+            "member_person_id IS NOT NULL OR status IN ('pending', 'expired', 'withdrawn')",
+            name="unknown_member_never_approved",
+        ),
+        CheckConstraint("status <> 'pending' OR expires_at IS NOT NULL", name="pending_expires"),
+        CheckConstraint("status <> 'active' OR approved_at IS NOT NULL", name="active_approved"),
         Index(
             "uq_mutual_aid_filings_live_pair",
             "holder_person_id",
             "member_person_id",
             unique=True,
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
+            sqlite_where=text(FILING_LIVE_SQL),
+            postgresql_where=text(FILING_LIVE_SQL),
+        ),
+        Index(
+            "uq_mutual_aid_filings_live_psn_no",
+            "holder_person_id",
+            "member_psn_no",
+            unique=True,
+            sqlite_where=text(FILING_LIVE_SQL),
+            postgresql_where=text(FILING_LIVE_SQL),
         ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     filing_no: Mapped[str] = mapped_column(String(32), unique=True)
     holder_person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
-    member_person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    member_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True, nullable=True)
+    member_psn_no: Mapped[str] = mapped_column(String(32))
     relationship: Mapped[str] = mapped_column(String(24))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+def new_public_no(prefix: str) -> str:
+    """An opaque public id (never the row id)."""
+    return prefix + secrets.token_urlsafe(12)

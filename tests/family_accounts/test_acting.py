@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from family_accounts import clock
-from family_accounts.services import ACTIONS, acting_permission
+from family_accounts.acting import ACTIONS, acting_permission
 from tests.support import problem
 from yibao.db import db
 
-from .conftest import Family
+from .support import Family
 
 
 @pytest.mark.parametrize("action", ACTIONS)
@@ -166,8 +166,8 @@ class TestMutualAidHolders:
         mother = fam.adult(insurance_type="resident")
         son, daughter = fam.adult(balance=5000), fam.adult(balance=3000)
         assert fam.holders(mother) == []
-        first = fam.file_mutual_aid(son, mother, "parent")
-        fam.file_mutual_aid(daughter, mother, "parent")
+        first = fam.file_and_approve(son, mother, "parent")
+        fam.file_and_approve(daughter, mother, "parent")
         assert fam.holders(mother) == [fam.person_id(son), fam.person_id(daughter)]
         resp = fam.yb.as_user(son, "DELETE", f"/family/mutual-aid-filings/{first}")
         assert resp.status_code == 200 and resp.get_json()["status"] == "withdrawn"
@@ -176,24 +176,24 @@ class TestMutualAidHolders:
         before = fam.counts()
         assert fam.yb.as_user(son, "DELETE", f"/family/mutual-aid-filings/{first}").status_code == 200
         assert fam.counts() == before
-        fam.file_mutual_aid(son, mother, "parent")
+        fam.file_and_approve(son, mother, "parent")
         assert fam.holders(mother) == [fam.person_id(daughter), fam.person_id(son)]
 
     def test_suspended_holder_is_skipped(self, fam: Family):
         mother, son = fam.adult(), fam.adult(balance=100)
-        fam.file_mutual_aid(son, mother)
+        fam.file_and_approve(son, mother)
         fam.yb.admin("PATCH", f"/persons/{son.psn_no}", {"status": "suspended"})
         assert fam.holders(mother) == []
 
     def test_filings_do_not_need_a_binding_and_grant_no_acting(self, fam: Family):
         """Mutual aid lets money flow; it does not let the holder show the member's code."""
         mother, son = fam.adult(), fam.adult(balance=100)
-        fam.file_mutual_aid(son, mother)
+        fam.file_and_approve(son, mother)
         assert fam.may(son, mother.psn_no) == "NOT_PERMITTED"
 
     def test_both_sides_list_the_filing(self, fam: Family):
         grandma, grandson = fam.adult(birth="19450101"), fam.adult(balance=100)
-        filing_id = fam.file_mutual_aid(grandson, grandma, "grandparent")
+        filing_id = fam.file_and_approve(grandson, grandma, "grandparent")
         for who, role in ((grandson, "holder"), (grandma, "member")):
             listed = fam.yb.as_user(who, "GET", "/family/mutual-aid-filings").get_json()["filings"]
             assert [(f["filing_id"], f["role"], f["relationship"]) for f in listed] == [
@@ -206,7 +206,7 @@ class TestMutualAidHolders:
     )
     def test_every_close_relative_is_allowed(self, fam: Family, relationship):
         holder, relative = fam.adult(balance=100), fam.adult()
-        fam.file_mutual_aid(holder, relative, relationship)
+        fam.file_and_approve(holder, relative, relationship)
         assert fam.holders(relative) == [fam.person_id(holder)]
 
 

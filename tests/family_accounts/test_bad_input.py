@@ -10,7 +10,7 @@ from family_accounts import clock
 from tests.support import make_id_number, problem
 from yibao.identity.providers import SandboxIdentityProvider
 
-from .conftest import birth_for_age
+from .support import birth_for_age
 
 
 def test_binding_yourself(fam):
@@ -263,15 +263,24 @@ def test_mutual_aid_for_yourself(fam):
 
 
 def test_mutual_aid_for_an_unknown_person(fam):
+    """Issue 10: no psn_no oracle. An unknown psn_no is answered like a known one (a pending filing
+    nobody can approve); before, this was 404 MEMBER_NOT_FOUND."""
     holder = fam.adult(balance=1000)
     before = fam.counts()
-    problem(_file(fam, holder, "psn_unknown000000"), 404, "MEMBER_NOT_FOUND")
-    assert fam.counts() == before
+    resp = _file(fam, holder, "psn_unknown000000000")
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["status"] == "pending"
+    assert resp.get_json()["member"] == {
+        "psn_no": "psn_unknown000000000",
+        "name_masked": None,
+        "id_number_masked": None,
+    }
+    assert fam.counts() == {**before, "mutual_aid_filings": before["mutual_aid_filings"] + 1}
 
 
 def test_mutual_aid_filed_twice(fam):
     holder, mother = fam.adult(balance=1000), fam.adult()
-    filing_id = fam.file_mutual_aid(holder, mother)
+    filing_id = fam.file_and_approve(holder, mother)
     before = fam.counts()
     body = problem(_file(fam, holder, mother.psn_no), 409, "MUTUAL_AID_FILING_EXISTS")
     assert body["filing_id"] == filing_id
@@ -280,7 +289,7 @@ def test_mutual_aid_filed_twice(fam):
 
 def test_member_cannot_withdraw_and_stranger_cannot_see(yb, fam):
     holder, mother, stranger = fam.adult(balance=1000), fam.adult(), fam.adult()
-    filing_id = fam.file_mutual_aid(holder, mother)
+    filing_id = fam.file_and_approve(holder, mother)
     problem(yb.as_user(mother, "DELETE", f"/family/mutual-aid-filings/{filing_id}"), 403, "NOT_PERMITTED")
     problem(
         yb.as_user(stranger, "DELETE", f"/family/mutual-aid-filings/{filing_id}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from family_accounts.models import FamilyBinding
 from yibao.db import db, utcnow
 
-from .conftest import Family
+from .support import Family
 
 N = 10
 
@@ -62,10 +63,10 @@ def test_concurrent_requests_bind_at_most_five(app, fam: Family):
 
 def test_without_the_row_lock_the_constraints_still_cap_at_five(app, fam: Family, monkeypatch):
     """Take the binder lock away: racing writers may now collide on a slot, but never exceed five."""
-    from family_accounts import services
+    from family_accounts import bindings
     from yibao.registry.models import Person as PersonRow
 
-    monkeypatch.setattr(services, "_lock_person", lambda uow, pid: uow.session.get(PersonRow, pid))
+    monkeypatch.setattr(bindings, "lock_person", lambda uow, pid: uow.session.get(PersonRow, pid))
     me = fam.adult()
     relatives = [fam.adult() for _ in range(N)]
     results = _race(app, [(me, _body(r)) for r in relatives])
@@ -160,3 +161,59 @@ class TestConstraints:
         (a,) = self._ids(fam, 1)
         with pytest.raises(IntegrityError):
             self._insert(app, _binding(a, a, 1))
+
+
+# --- mutual-aid filings: one live filing per holder and psn_no, across worker processes ----------
+
+
+def _race_filings(url: str, holder, psn_no: str) -> list:
+    """N POSTs of the same filing over HTTP, released at once."""
+    import requests
+
+    barrier = threading.Barrier(N)
+    results: list = [None] * N
+
+    def run(i: int) -> None:
+        barrier.wait()
+        resp = requests.post(
+            f"{url}/api/v1/family/mutual-aid-filings",
+            json={"member_psn_no": psn_no, "relationship": "sibling"},
+            headers=holder.auth,
+            timeout=60,
+        )
+        results[i] = (resp.status_code, resp.json().get("code") if resp.status_code >= 400 else None)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    return results
+
+
+@pytest.mark.slow
+def test_concurrent_filings_in_several_processes_give_one(app, fam: Family, tmp_path):
+    """Racing POSTs of one holder for one psn_no, through a 4-worker gunicorn: one pending filing,
+    the rest MUTUAL_AID_FILING_EXISTS, alike for a known and an unknown psn_no."""
+    from family_accounts.models import MutualAidFiling
+    from tests import servers
+    from tests.conftest import TEST_SECRET
+    from tests.support import ADMIN_TOKEN
+
+    holder = fam.adult(balance=1000)
+    targets = [fam.adult().psn_no, "psn_" + secrets.token_urlsafe(12)]
+    settings = {
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": TEST_SECRET,
+    }
+    with servers.gunicorn(settings, workers=4, log_dir=tmp_path) as url:
+        for psn_no in targets:
+            results = _race_filings(url, holder, psn_no)
+            assert sorted(results, key=str) == sorted(
+                [(201, None)] + [(409, "MUTUAL_AID_FILING_EXISTS")] * (N - 1), key=str
+            ), results
+    with app.app_context(), db.uow(readonly=True) as uow:
+        rows = uow.session.scalars(select(MutualAidFiling)).all()
+        assert sorted((f.member_psn_no, f.status) for f in rows) == sorted((p, "pending") for p in targets)

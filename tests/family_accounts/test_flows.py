@@ -7,9 +7,13 @@ import json
 import secrets
 from typing import Any
 
-from tests.support import Institution, Person, problem
+from tests.support import Institution, problem
 
-from .conftest import Family
+from .support import Family
+from .support import balance as _balance
+from .support import otc_order as _otc_order
+from .support import pay_auth as _pay_auth
+from .support import pay_order as _pay
 
 SCAN = {"operator_id": "op-7", "operator_name": "王护士", "device_id": "scanner-3"}
 
@@ -27,52 +31,6 @@ def _scan(fam: Family, inst: Institution, qr_content: str, business_type: str) -
 def _claims(token: str) -> dict:
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def _otc_order(fam: Family, shop: Institution, pay_auth_no: str, price: int, delivery: int) -> Any:
-    return fam.yb.as_institution(
-        shop,
-        "POST",
-        "/payment-orders",
-        {
-            "pay_auth_no": pay_auth_no,
-            "merchant_order_no": "MO" + secrets.token_hex(6),
-            "items": [
-                {
-                    "drug_code": "XA01",
-                    "drug_name": "布洛芬缓释胶囊",
-                    "otc": True,
-                    "quantity": 1,
-                    "unit_price_fen": price,
-                    "trace_codes": [],
-                }
-            ],
-            "delivery_fee_fen": delivery,
-        },
-        headers={"Idempotency-Key": secrets.token_hex(8)},
-    )
-
-
-def _pay(fam: Family, shop: Institution, order_id: str) -> Any:
-    return fam.yb.as_institution(
-        shop, "POST", f"/payment-orders/{order_id}/pay", headers={"Idempotency-Key": secrets.token_hex(8)}
-    )
-
-
-def _balance(fam: Family, p: Person, on_behalf_of: str | None = None) -> int:
-    query = f"on_behalf_of={on_behalf_of}" if on_behalf_of else ""
-    resp = fam.yb.as_user(p, "GET", "/accounts/me", query_string=query)
-    assert resp.status_code == 200, resp.get_json()
-    return resp.get_json()["balance_fen"]
-
-
-def _pay_auth(fam: Family, actor: Person, member: Person | None = None) -> str:
-    body: dict[str, Any] = {"purpose": "online_otc"}
-    if member is not None:
-        body["on_behalf_of"] = member.psn_no
-    resp = fam.yb.as_user(actor, "POST", "/pay-authorizations", body)
-    assert resp.status_code == 201, resp.get_json()
-    return resp.get_json()["pay_auth_no"]
 
 
 # --- a parent shows a child's code at a hospital -------------------------------------------------
@@ -130,7 +88,7 @@ def test_son_pays_mothers_otc_order_through_mutual_aid(fam: Family):
     son = fam.adult(birth="19850101", balance=10_000)
     shop = fam.yb.institution(kind="online_pharmacy", name="京东大药房")
     fam.active(son, mother, "parent")  # she approves from her own phone
-    fam.file_mutual_aid(son, mother, "parent")
+    fam.file_and_approve(son, mother, "parent")
 
     order = _otc_order(fam, shop, _pay_auth(fam, son, mother), price=1000, delivery=500)
     assert order.status_code == 201, order.get_json()
@@ -165,7 +123,7 @@ def test_mother_pays_herself_and_her_son_covers_the_rest(fam: Family):
     mother = fam.adult(insurance_type="resident")  # 居民医保: no personal account of her own
     son = fam.adult(balance=5_000)
     shop = fam.yb.institution(kind="online_pharmacy")
-    fam.file_mutual_aid(son, mother, "parent")
+    fam.file_and_approve(son, mother, "parent")
     order = _otc_order(fam, shop, _pay_auth(fam, mother), price=800, delivery=0)
     assert order.status_code == 201, order.get_json()
     assert (order.get_json()["account_pay_fen"], order.get_json()["mutual_aid_pay_fen"]) == (0, 800)
@@ -174,7 +132,7 @@ def test_mother_pays_herself_and_her_son_covers_the_rest(fam: Family):
 def test_withdrawal_stops_future_use_at_once(fam: Family):
     mother, son = fam.adult(balance=0), fam.adult(balance=5_000)
     shop = fam.yb.institution(kind="online_pharmacy")
-    filing_id = fam.file_mutual_aid(son, mother, "parent")
+    filing_id = fam.file_and_approve(son, mother, "parent")
     quoted = _otc_order(fam, shop, _pay_auth(fam, mother), price=800, delivery=0).get_json()
     assert quoted["mutual_aid_pay_fen"] == 800
     assert fam.yb.as_user(son, "DELETE", f"/family/mutual-aid-filings/{filing_id}").status_code == 200

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import Person
 
-from .conftest import Family
+from .support import Family
 
 ROLES = ("owner", "active_binder", "pending_binder", "ended_binder", "stranger")
 
@@ -41,7 +41,7 @@ def build_world(fam: Family, needs: set[str]) -> World:
     refs["B_PENDING"] = fam.pending(pending, member)
     refs["B_ENDED"] = fam.ended(ended, member)
     if "filing" in needs:  # M shares her own account with the active binder (her son)
-        refs["F_OWNER"] = fam.file_mutual_aid(member, active, "child")
+        refs["F_OWNER"] = fam.file_and_approve(member, active, "child")
     if "own_order" in needs or "binder_order" in needs:
         shop = fam.yb.institution(kind="online_pharmacy", name="线上药房")
         for key, payer_side in (("own_order", member), ("binder_order", active)):
