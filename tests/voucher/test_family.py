@@ -1,6 +1,6 @@
 """Family: a binder shows a member's code (RFC 8693 `act`), and reads the member's usage.
 
-family_accounts.services.acting_permission is the only interface used; these tests replace it with
+family_accounts.acting.acting_permission is the only interface used; these tests replace it with
 a table of allowed (actor, member, action) so the voucher side is tested on its own.
 """
 

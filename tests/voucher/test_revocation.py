@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.support import problem
-from voucher import services
+from voucher import claims, ec_tokens, subjects
 from voucher.models import EcToken, VoucherUse
 from yibao.db import db
 
@@ -65,7 +65,7 @@ def test_suspension_voids_codes_and_ec_tokens(app, yb, vd):
     with app.app_context(), db.uow(readonly=True) as uow:
         inst_id = registry.institution_by_org_id(uow, inst.org_id).id
         try:
-            services.resolve_ec_token(uow, ec, institution_id=inst_id)
+            ec_tokens.resolve_ec_token(uow, ec, institution_id=inst_id)
             raise AssertionError("ec_token of a suspended person still resolves")
         except Exception as exc:  # noqa: BLE001
             assert getattr(exc, "code", None) == "EC_TOKEN_INVALID"
@@ -87,15 +87,15 @@ def test_revoke_service_is_monotonic(app, yb):
     with app.app_context(), db.uow() as uow:
         pid = registry.person_by_psn_no(uow, p.psn_no).id
         now = time.time()
-        later = services.revoke_outstanding(uow, pid, now=now + 60)
-        assert services.revoke_outstanding(uow, pid, now=now) == later
+        later = subjects.revoke_outstanding(uow, pid, now=now + 60)
+        assert subjects.revoke_outstanding(uow, pid, now=now) == later
         assert later == int((now + 60) * 1000) + 1
 
 
 def test_revocation_is_exact_to_the_millisecond():
     """A code's issue instant (iat + jti millis) against the watermark: before is void, after is valid."""
     for millis in (0, 1, 500, 999):
-        jti = services.new_jti(millis)
+        jti = claims.new_jti(millis)
         assert len(jti) == 8
-        assert services.issued_ms(1_800_000_000, jti) == 1_800_000_000_000 + millis
-    assert services.issued_ms(1, "__aaaaaa") is None
+        assert claims.issued_ms(1_800_000_000, jti) == 1_800_000_000_000 + millis
+    assert claims.issued_ms(1, "__aaaaaa") is None
