@@ -1,5 +1,11 @@
 """What a voucher's header and claims must be: lifetime, clock leeway, the jti, and the checks that
 need no database (form, allow-listed alg, our key, signature, typ/iss/aud, time).
+
+Time claims: `iat` and `exp` are required integers; the lifetime exp - iat is at most MAX_TTL.
+`nbf` is optional: issued codes carry none, but a code that has one is held to it. It must be an
+integer (else VOUCHER_MALFORMED), and a code whose nbf is more than LEEWAY seconds in the future is
+refused exactly like an iat too far ahead: VOUCHER_SIGNATURE_INVALID, before the single-use step,
+so the code is not consumed.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from .errors import Refusal
 from .keys import KeyRing
 
 MAX_TTL = 300  # the issue's ceiling; key retirement is computed from it
-LEEWAY = 5  # clock skew tolerated on iat/exp
+LEEWAY = 5  # clock skew tolerated on iat, nbf and exp
 
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -41,7 +47,7 @@ def checked_claims(keyring: KeyRing, content: Any, now: float) -> dict[str, Any]
     """The claims of a code that passes every check needing no database (README, verification order).
 
     Raises Refusal with VOUCHER_MALFORMED (form, header members, claims missing or mistyped),
-    VOUCHER_SIGNATURE_INVALID (alg, kid, signature, typ, iss, aud, iat too far ahead,
+    VOUCHER_SIGNATURE_INVALID (alg, kid, signature, typ, iss, aud, iat or nbf too far ahead,
     lifetime) or VOUCHER_EXPIRED (exp, with LEEWAY).
     """
     try:
@@ -70,7 +76,8 @@ def checked_claims(keyring: KeyRing, content: Any, now: float) -> dict[str, Any]
     if claims.get("iss") != tk.ISSUER or claims.get("aud") != tk.AUDIENCE:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     iat, exp = claims.get("iat"), claims.get("exp")
-    if not all(type(v) is int for v in (iat, exp)) or not all(
+    nbf = claims.get("nbf", iat)  # optional; issued codes carry none
+    if not all(type(v) is int for v in (iat, exp, nbf)) or not all(
         isinstance(claims.get(k), str) and tk.REF_RE.fullmatch(claims[k]) for k in ("sub", "jti")
     ):
         raise Refusal("VOUCHER_MALFORMED")
@@ -79,7 +86,7 @@ def checked_claims(keyring: KeyRing, content: Any, now: float) -> dict[str, Any]
         isinstance(act, dict) and set(act) == {"sub"} and isinstance(act["sub"], str)
     ):
         raise Refusal("VOUCHER_MALFORMED")
-    if iat > now + LEEWAY or exp <= iat or exp - iat > MAX_TTL:
+    if iat > now + LEEWAY or nbf > now + LEEWAY or exp <= iat or exp - iat > MAX_TTL:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     if exp + LEEWAY <= now:
         raise Refusal("VOUCHER_EXPIRED")
