@@ -86,7 +86,11 @@ def on_person_created(uow: UnitOfWork, person: Person, opening_balance_fen: int 
 
 
 def on_person_suspended(uow: UnitOfWork, person: Person) -> None:
-    """A suspended person's codes die at once, and so do ec_tokens not yet used for payment."""
+    """A suspended person's codes die at once, and so do ec_tokens not yet used for payment.
+
+    While the person stays suspended a scan of such a code answers PERSON_SUSPENDED, not
+    VOUCHER_REVOKED (verification.decide); once active again, the watermark speaks.
+    """
     revoke_outstanding(uow, person.id)
     ec_tokens.revoke_ec_tokens_of(uow, person.id)
 

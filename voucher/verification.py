@@ -115,7 +115,14 @@ def verify_voucher(
 def decide(
     uow: UnitOfWork, redis: Any, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
 ) -> _Decision:
-    """Every check, in the README's order, with reads only; the Redis fast path consumes the code."""
+    """Every check, in the README's order, with reads only; the Redis fast path consumes the code.
+
+    A suspended person's codes lie before the watermark their suspension set: while the person is
+    suspended that watermark is not what refuses them. The code is consumed and answered
+    PERSON_SUSPENDED, so the scanner learns why. Once the person is active again, codes from
+    before the suspension are VOUCHER_REVOKED (the watermark stays). A family code whose binder
+    was suspended is VOUCHER_REVOKED (the binder's watermark, or the acting check).
+    """
     d = _Decision()
     try:
         if ctx.business_type not in ctx.institution_services:
@@ -135,12 +142,13 @@ def decide(
         issued = issued_ms(claims["iat"], claims["jti"])
         if issued is None:
             raise Refusal("VOUCHER_MALFORMED")
-        if issued < watermark or issued < actor_watermark:
+        suspended = person.status != "active"
+        if (issued < watermark and not suspended) or issued < actor_watermark:
             raise Refusal("VOUCHER_REVOKED")
         _consume_fast(redis, claims["sub"], claims["jti"], claims["exp"], now)
         d.consumed = (claims["sub"], claims["jti"], claims["exp"])
         # From here the code is spent, whatever the answer (as with payment codes).
-        if person.status != "active":
+        if suspended:
             raise Refusal("PERSON_SUSPENDED")
         if d.actor_person_id is not None:
             _check_still_acting(uow, d.actor_person_id, person.psn_no)
