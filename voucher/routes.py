@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import Request, current_app
+from webargs import core
+from webargs.flaskparser import FlaskParser
 
 from yibao.api import Blueprint, current_institution, current_user
 from yibao.db import db
@@ -25,7 +27,20 @@ from .schemas import (
 )
 from .usage import USAGE_CODES, usage_for
 
+
+class _BodyParsedOnce(FlaskParser):
+    """Arguments from the JSON body the shell already decoded: yibao.api.check_json_body runs before
+    every /api/ view, refuses bodies that are not JSON (UNSUPPORTED_MEDIA_TYPE, MALFORMED_JSON) and
+    leaves the decoded body in Flask's cache, so webargs need not decode the bytes a second time."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not req.get_data(cache=True) or not req.is_json:
+            return core.missing
+        return req.get_json(cache=True)
+
+
 blp = Blueprint("vouchers", __name__, url_prefix="/api/v1", description="E-vouchers (医保码)")
+blp.ARGUMENTS_PARSER = _BodyParsedOnce()  # set before the @blp.arguments below use it
 jwks_blp = Blueprint("jwks", __name__, url_prefix="", description="Public keys of voucher signatures")
 
 JWKS_MAX_AGE = 60  # scanners refetch at least this often; an unknown kid should also trigger a refetch
