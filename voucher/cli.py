@@ -11,8 +11,8 @@ from flask.cli import with_appcontext
 
 from yibao.db import db
 
-from . import keys, services
-from .services import LEEWAY, MAX_TTL
+from . import housekeeping, keys
+from .claims import LEEWAY, MAX_TTL
 
 
 def _echo(data: Any) -> None:
@@ -87,6 +87,6 @@ def vouchers_cli() -> None:
 def purge_expired() -> None:
     """Delete expired single-use records and ec_tokens (run from cron, e.g. hourly)."""
     with db.uow() as uow:
-        counts = services.purge_expired(uow)
+        counts = housekeeping.purge_expired(uow)
         uow.commit()
     _echo({"deleted": counts})

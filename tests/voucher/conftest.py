@@ -10,8 +10,8 @@ import pytest
 
 from tests.support import Institution, Person, Yb
 from voucher import token as tk
+from voucher.claims import new_jti
 from voucher.keys import KeyRing
-from voucher.services import new_jti
 from yibao.db import db
 
 SCAN_FIELDS = {

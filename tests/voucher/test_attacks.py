@@ -287,3 +287,28 @@ def test_redis_unreachable_fails_closed(app_config, yb, vd):
     finally:
         down.extensions["yibao.db"]["engine"].dispose()
     assert vd.scan(inst, code["qr_content"]).status_code == 200
+
+
+def test_nbf_in_the_future_beyond_leeway(app, yb, vd):
+    """Issue 10.3: a correctly signed code whose nbf lies ahead is refused like an iat ahead, unconsumed."""
+    p, inst = yb.person(), yb.institution()
+    vd.backdate_activation(p)
+    now = int(time.time())
+    forged = vd.forge(p, claims={"nbf": now + 60})
+    _refused(app, vd, inst, forged, 422, "VOUCHER_SIGNATURE_INVALID")
+    problem(vd.scan(inst, forged), 422, "VOUCHER_SIGNATURE_INVALID")  # still not consumed
+    assert count_rows(app, VoucherUse) == 0
+
+
+def test_nbf_within_leeway_or_past_is_honoured(app, yb, vd):
+    p, inst = yb.person(), yb.institution()
+    vd.backdate_activation(p)
+    now = int(time.time())
+    for nbf in (now - 30, now, now + 3):
+        assert vd.scan(inst, vd.forge(p, claims={"nbf": nbf})).status_code == 200
+
+
+@pytest.mark.parametrize("nbf", ["soon", 1.5, True, None, [1]])
+def test_nbf_must_be_an_integer(app, yb, vd, nbf):
+    p, inst = yb.person(), yb.institution()
+    _refused(app, vd, inst, vd.forge(p, claims={"nbf": nbf}), 400, "VOUCHER_MALFORMED")

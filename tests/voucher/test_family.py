@@ -1,6 +1,6 @@
 """Family: a binder shows a member's code (RFC 8693 `act`), and reads the member's usage.
 
-family_accounts.services.acting_permission is the only interface used; these tests replace it with
+family_accounts.acting.acting_permission is the only interface used; these tests replace it with
 a table of allowed (actor, member, action) so the voucher side is tested on its own.
 """
 
@@ -110,6 +110,36 @@ def test_member_revocation_voids_codes_the_binder_shows(yb, vd, grants):
     code = vd.issue(binder, on_behalf_of=member.psn_no)
     yb.as_user(member, "POST", "/vouchers/revocations")
     problem(vd.scan(yb.institution(), code["qr_content"]), 422, "VOUCHER_REVOKED")
+
+
+def _set_status(app, p, status):
+    from yibao.registry import services as registry
+
+    with app.app_context(), db.uow() as uow:
+        registry.set_person_status(uow, p.psn_no, status)
+        uow.commit()
+
+
+def test_suspended_binder_voids_family_codes_as_revoked(app, yb, vd, grants):
+    """A family code whose binder is suspended keeps its answer: 422 VOUCHER_REVOKED (issue 10.5)."""
+    binder, member = yb.person(), yb.person()
+    grants.add((binder.psn_no, member.psn_no, "show_voucher"))
+    code = vd.issue(binder, on_behalf_of=member.psn_no)
+    _set_status(app, binder, "suspended")
+    problem(vd.scan(yb.institution(), code["qr_content"]), 422, "VOUCHER_REVOKED")
+    with app.app_context(), db.uow(readonly=True) as uow:
+        rows = uow.session.query(UsageRecord).all()
+        assert [(r.result, r.code) for r in rows] == [("refused", "VOUCHER_REVOKED")]
+
+
+def test_suspended_member_family_code_answers_person_suspended(app, yb, vd, grants):
+    binder, member = yb.person(), yb.person()
+    grants.add((binder.psn_no, member.psn_no, "show_voucher"))
+    code = vd.issue(binder, on_behalf_of=member.psn_no)
+    _set_status(app, member, "suspended")
+    inst = yb.institution()
+    problem(vd.scan(inst, code["qr_content"]), 403, "PERSON_SUSPENDED")
+    problem(vd.scan(inst, code["qr_content"]), 409, "VOUCHER_ALREADY_USED")
 
 
 def test_suspended_member_gets_no_code(app, yb, vd, grants):

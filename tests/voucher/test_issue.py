@@ -142,3 +142,23 @@ def _suspend(app, psn_no):
     with app.app_context(), db.uow() as uow:
         registry.set_person_status(uow, psn_no, "suspended")
         uow.commit()
+
+
+def test_the_body_is_decoded_once(app, yb, vd, monkeypatch):
+    """The shell decodes the JSON body (check_json_body); the argument parser reuses it."""
+    import webargs.core
+
+    p, inst = yb.person(), yb.institution()
+    decoded: list[str] = []
+    flask_loads, webargs_loads = app.json.loads, webargs.core.parse_json
+    monkeypatch.setattr(app.json, "loads", lambda *a, **k: decoded.append("flask") or flask_loads(*a, **k))
+    monkeypatch.setattr(
+        webargs.core, "parse_json", lambda *a, **k: decoded.append("webargs") or webargs_loads(*a, **k)
+    )
+    resp = yb.as_user(p, "POST", "/vouchers", {"on_behalf_of": p.psn_no})
+    assert (resp.status_code, decoded) == (201, ["flask"])
+    qr_content = resp.get_json()["qr_content"]
+    decoded.clear()
+    resp = vd.scan(inst, qr_content)
+    assert (resp.status_code, decoded) == (200, ["flask"])
+    problem(yb.as_user(p, "POST", "/vouchers", {"on_behalf_of": 7}), 422, "VALIDATION_FAILED")

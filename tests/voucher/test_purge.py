@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.support import problem
-from voucher import services
+from voucher import housekeeping
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao.db import db, utcnow
 
@@ -27,13 +27,13 @@ def test_purge_expired_keeps_live_rows_and_the_audit(app, yb, vd, runner):
 
     # the code's lifetime (plus leeway) is over but the ec_token (30 min) still lives
     with app.app_context(), db.uow() as uow:
-        assert services.purge_expired(uow, now=utcnow() + timedelta(minutes=6)) == {
+        assert housekeeping.purge_expired(uow, now=utcnow() + timedelta(minutes=6)) == {
             "voucher_uses": 1,
             "ec_tokens": 0,
         }
         uow.commit()
     with app.app_context(), db.uow() as uow:
-        assert services.purge_expired(uow, now=utcnow() + timedelta(minutes=31)) == {
+        assert housekeeping.purge_expired(uow, now=utcnow() + timedelta(minutes=31)) == {
             "voucher_uses": 0,
             "ec_tokens": 1,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import problem
-from voucher import services
+from voucher import ec_tokens
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao.db import db
 
@@ -33,7 +33,7 @@ def test_scan_returns_masked_person_and_ec_token(app, yb, vd):
     ec = body["ec_token"]
     assert ec.startswith("ec_") and len(ec) <= 40
     with app.app_context(), db.uow(readonly=True) as uow:
-        grant = services.resolve_ec_token(uow, ec, institution_id=_inst_id(uow, inst))
+        grant = ec_tokens.resolve_ec_token(uow, ec, institution_id=_inst_id(uow, inst))
         assert grant.business_type == "02121" and grant.actor_person_id is None
         rows = uow.session.query(UsageRecord).all()
         assert [(r.result, r.code, r.operator_id, r.device_id) for r in rows] == [

@@ -1,0 +1,245 @@
+"""Verification at institutions (the ec.query role): the order of the checks, single use in Redis and
+in a durable row, the decision, and the write of the outcome with its audit row.
+
+The order is the README's table "Verification order and codes"; the first failing rule answers.
+A code is consumed by its first attempt that gets past the revocation check, even when a later rule
+refuses it (as with payment codes): the user refreshes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from family_accounts import acting as family
+from yibao.db import UnitOfWork, utcnow
+from yibao.errors import AppError
+from yibao.redis_store import guard
+from yibao.registry import services as registry
+from yibao.registry.models import Person
+from yibao.sqlite_writer import ReadThenWrite, UowFactory
+
+from . import ec_tokens, queries
+from .claims import LEEWAY, checked_claims, issued_ms
+from .errors import Refusal
+from .keys import KeyRing
+
+PHARMACY_PURCHASE = "02121"
+
+# Every code verify_voucher answers, in the order of the checks (documented on POST /verifications).
+VERIFY_CODES = (
+    "INSTITUTION_NOT_DESIGNATED",
+    "VOUCHER_MALFORMED",
+    "VOUCHER_SIGNATURE_INVALID",
+    "VOUCHER_EXPIRED",
+    "VOUCHER_REVOKED",
+    "VOUCHER_ALREADY_USED",
+    "REPLAY_STORE_UNAVAILABLE",
+    "PERSON_SUSPENDED",
+    "REGION_NOT_COVERED",
+    "SCOPE_NOT_ALLOWED",
+)
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """Who scans, where and why: the contract fields of POST /verifications."""
+
+    institution_id: int
+    institution_region: str
+    institution_services: tuple[str, ...]
+    business_type: str
+    operator_id: str
+    operator_name: str
+    device_id: str
+    out_biz_no: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """An accepted scan: the ec_token for the institution and the masked person."""
+
+    ec_token: str
+    expires_in: int
+    business_type: str
+    person: dict[str, Any]
+
+
+@dataclass
+class _Decision:
+    code: str | None = None
+    person: Person | None = None
+    person_id: int | None = None
+    actor_person_id: int | None = None
+    consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
+    jti: str | None = None
+
+
+def verify_voucher(
+    uow_factory: UowFactory,
+    redis: Any,
+    keyring: KeyRing,
+    ctx: ScanContext,
+    qr_content: Any,
+    *,
+    now: float | None = None,
+) -> Verification:
+    """Verify a scanned code; commit the durable consumption, the ec_token and the audit row together.
+
+    The checks read only (on SQLite in a read-only transaction of their own, so the write lock is
+    held for three inserts: yibao/sqlite_writer.py). Every attempt is audited and committed before
+    a refusal is raised.
+
+    Raises:
+        INSTITUTION_NOT_DESIGNATED, VOUCHER_MALFORMED, VOUCHER_SIGNATURE_INVALID, VOUCHER_EXPIRED,
+        VOUCHER_REVOKED, VOUCHER_ALREADY_USED, PERSON_SUSPENDED, REGION_NOT_COVERED,
+        SCOPE_NOT_ALLOWED: as AppError, in the order of `decide`.
+        RedisUnavailable (answered REPLAY_STORE_UNAVAILABLE): the replay store is down; nothing is
+            written and the code is not consumed.
+    """
+    now = time.time() if now is None else now
+    with ReadThenWrite(uow_factory) as rw:
+        with rw.reading() as ruow:
+            d = decide(ruow, redis, keyring, ctx, qr_content, now)
+        with rw.writing() as wuow:
+            answer = _write_outcome(wuow, d, ctx)
+            wuow.commit()
+    if answer is None:
+        raise AppError(d.code)  # type: ignore[arg-type]
+    return answer
+
+
+def decide(
+    uow: UnitOfWork, redis: Any, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
+) -> _Decision:
+    """Every check, in the README's order, with reads only; the Redis fast path consumes the code.
+
+    A suspended person's codes lie before the watermark their suspension set: while the person is
+    suspended that watermark is not what refuses them. The code is consumed and answered
+    PERSON_SUSPENDED, so the scanner learns why. Once the person is active again, codes from
+    before the suspension are VOUCHER_REVOKED (the watermark stays). A family code whose binder
+    was suspended is VOUCHER_REVOKED (the binder's watermark, or the acting check).
+    """
+    d = _Decision()
+    try:
+        if ctx.business_type not in ctx.institution_services:
+            raise Refusal("INSTITUTION_NOT_DESIGNATED")
+        claims = checked_claims(keyring, content, now)
+        row = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+        if row is None:
+            raise Refusal("VOUCHER_SIGNATURE_INVALID")
+        person, watermark = row
+        d.person_id, d.jti = person.id, claims["jti"]
+        actor_watermark = 0
+        if "act" in claims:
+            actor = uow.session.execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
+            if actor is None:
+                raise Refusal("VOUCHER_SIGNATURE_INVALID")
+            d.actor_person_id, actor_watermark = actor
+        issued = issued_ms(claims["iat"], claims["jti"])
+        if issued is None:
+            raise Refusal("VOUCHER_MALFORMED")
+        suspended = person.status != "active"
+        if (issued < watermark and not suspended) or issued < actor_watermark:
+            raise Refusal("VOUCHER_REVOKED")
+        _consume_fast(redis, claims["sub"], claims["jti"], claims["exp"], now)
+        d.consumed = (claims["sub"], claims["jti"], claims["exp"])
+        # From here the code is spent, whatever the answer (as with payment codes).
+        if suspended:
+            raise Refusal("PERSON_SUSPENDED")
+        if d.actor_person_id is not None:
+            _check_still_acting(uow, d.actor_person_id, person.psn_no)
+        if not registry.region_covered(uow, person, ctx.institution_region):
+            raise Refusal("REGION_NOT_COVERED")
+        if ctx.business_type == PHARMACY_PURCHASE and not (
+            person.insurance_type == "employee" and person.has_personal_account
+        ):
+            raise Refusal("SCOPE_NOT_ALLOWED")
+        d.person = person
+    except Refusal as refusal:
+        d.code = refusal.code
+    return d
+
+
+def _consume_fast(redis: Any, sub: str, jti: str, exp: int, now: float) -> None:
+    """Single use, fast path: Redis SET NX is atomic across every worker and host."""
+    ttl = max(1, math.ceil(exp + LEEWAY - now))
+    with guard():
+        fresh = redis.set(f"yb:vuse:{{{sub}}}:{jti}", b"1", nx=True, ex=ttl)
+    if not fresh:
+        raise Refusal("VOUCHER_ALREADY_USED")
+
+
+def _record_use(uow: UnitOfWork, sub: str, jti: str, exp: int) -> bool:
+    """Single use, durable: False when the (sub, jti) row exists already (Redis lost its key)."""
+    values = {
+        "sub": sub,
+        "jti": jti,
+        "expires_at": datetime.fromtimestamp(exp + LEEWAY, UTC),
+        "used_at": utcnow(),
+    }
+    return queries.insert_use_if_new(uow, values)
+
+
+def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verification | None:
+    """The durable consumption, the ec_token and the audit row (one transaction, committed by the
+    caller). Returns the answer when accepted; else d.code says why."""
+    if d.consumed is not None and not _record_use(uow, *d.consumed):
+        d.code = "VOUCHER_ALREADY_USED"  # Redis forgot, the database did not
+    answer = None
+    if d.code is None and d.person is not None:
+        ec, ec_exp = ec_tokens.issue_ec_token(
+            uow,
+            person_id=d.person.id,
+            institution_id=ctx.institution_id,
+            business_type=ctx.business_type,
+            actor_person_id=d.actor_person_id,
+        )
+        expires_in = int((ec_exp - utcnow()).total_seconds())
+        answer = Verification(ec, expires_in, ctx.business_type, _person_view(d.person))
+    uow.session.execute(
+        queries.INSERT_USAGE,
+        {
+            "person_id": d.person_id,
+            "actor_person_id": d.actor_person_id,
+            "institution_id": ctx.institution_id,
+            "business_type": ctx.business_type,
+            "operator_id": ctx.operator_id,
+            "operator_name": ctx.operator_name,
+            "device_id": ctx.device_id,
+            "out_biz_no": ctx.out_biz_no,
+            "jti": d.jti,
+            "result": "accepted" if d.code is None else "refused",
+            "code": d.code,
+            "created_at": utcnow(),
+        },
+    )
+    return answer
+
+
+def _person_view(person: Person) -> dict[str, Any]:
+    """Masked person data for the scanner: never the full name or ID number."""
+    return {
+        "psn_no": person.psn_no,
+        "name_masked": person.name_masked,
+        "id_number_masked": person.id_number_masked,
+        "insurance_type": person.insurance_type,
+        "insured_region": person.insured_region,
+        "has_personal_account": person.has_personal_account,
+    }
+
+
+def _check_still_acting(uow: UnitOfWork, actor_person_id: int, member_psn_no: str) -> None:
+    """A family code is void once the binding ends or the binder is suspended."""
+    actor = registry.person_by_id(uow, actor_person_id)
+    if actor is None or actor.status != "active":
+        raise Refusal("VOUCHER_REVOKED")
+    try:
+        family.acting_permission(
+            uow, actor_person_id=actor_person_id, member_psn_no=member_psn_no, action="show_voucher"
+        )
+    except AppError as exc:
+        raise Refusal("VOUCHER_REVOKED") from exc
