@@ -195,6 +195,7 @@ def test_sandbox_disabled_by_setting(make_app, yb):
 def test_sandbox_disabled_in_production(monkeypatch, app_config, make_app):
     monkeypatch.setenv("YIBAO_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("ADMIN_TOKEN", "test-admin-token-0123456789")  # production refuses to start without
     monkeypatch.delenv("YIBAO_SANDBOX_IDENTITY", raising=False)
     cfg = {k: v for k, v in app_config.items() if k != "SANDBOX_IDENTITY_ENABLED"}
     from yibao import create_app
