@@ -5,7 +5,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
+
+
+class YibaoFlask(Flask):
+    """Flask whose automatic OPTIONS answer is a 204 with `Allow` (no HTML body, no content type)."""
+
+    def make_default_options_response(self) -> Response:
+        rv = super().make_default_options_response()  # Allow: the methods of this path
+        rv.status_code = 204
+        rv.set_data(b"")
+        del rv.headers["Content-Type"]
+        return rv
+
 
 # Domain packages, each exposing register(app, api). The shell imports them only here.
 DOMAINS = ("voucher", "payments", "family_accounts")
@@ -21,7 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .identity.providers import load_provider
     from .redis_store import redis_ext
 
-    app = Flask(__name__)
+    app = YibaoFlask(__name__)
     app.config.update(config_module.load(test_config))
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]

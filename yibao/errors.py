@@ -22,6 +22,15 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "NOT_FOUND": (404, "The resource does not exist.", "资源不存在。"),
     "METHOD_NOT_ALLOWED": (405, "The method is not allowed on this resource.", "该资源不支持此方法。"),
     "BAD_REQUEST": (400, "The request is malformed.", "请求格式错误。"),
+    # Answered by the HTTP server before the application (yibao/http_server.py, limits in gunicorn_conf.py).
+    "URI_TOO_LONG": (414, "The request line is too long.", "请求行过长。"),
+    "REQUEST_HEADER_FIELDS_TOO_LARGE": (
+        431,
+        "Too many request header fields, or one is too large.",
+        "请求头字段过多或过大。",
+    ),
+    "EXPECTATION_FAILED": (417, "The Expect header cannot be met.", "无法满足 Expect 请求头。"),
+    "NOT_IMPLEMENTED": (501, "The server does not support this request.", "服务器不支持该请求。"),
     "INTERNAL_ERROR": (500, "An internal error occurred.", "服务内部错误。"),
     "AUTHENTICATION_REQUIRED": (401, "Authentication is required.", "需要身份认证。"),
     "TOKEN_INVALID": (401, "The access token is invalid or expired.", "访问令牌无效或已过期。"),
@@ -209,8 +218,12 @@ _HTTP_CODES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    417: "EXPECTATION_FAILED",
     422: "VALIDATION_FAILED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    501: "NOT_IMPLEMENTED",
 }
 
 

@@ -1,4 +1,9 @@
-"""`make run`: migrate, seed demo data, start an embedded Valkey if needed, serve with gunicorn."""
+"""`make run`: migrate, seed demo data (development only), start an embedded Valkey if needed, serve
+with gunicorn (yibao/gunicorn_conf.py: problem+json refusals, explicit request limits).
+
+With YIBAO_ENV=production nothing is seeded and no secret is printed: the start refuses, with one line
+on stderr and exit status 2, unless SECRET_KEY and ADMIN_TOKEN are set (yibao.config decides).
+"""
 
 from __future__ import annotations
 
@@ -11,73 +16,116 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    workers: int
+    access_log: bool
+
+
+def server_settings(environ: Any = os.environ) -> ServerSettings:
+    """The HTTP server's own settings (gunicorn's, not the application's: yibao.config has those)."""
+    return ServerSettings(
+        host=environ.get("HOST", "127.0.0.1"),
+        port=int(environ.get("PORT", "8000")),
+        workers=int(environ.get("WEB_CONCURRENCY", "4")),
+        access_log=bool(environ.get("YIBAO_GUNICORN_ACCESS_LOG")),
+    )
+
+
+def without_credentials(url: str) -> str:
+    """A URL fit for a log line: user and password removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def refuse(message: str) -> int:
+    print(f"yibao: cannot start: {message}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG
 
 
 def main() -> int:
     # Until gunicorn runs, a SIGTERM must still unwind through atexit (which stops the embedded Valkey).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    port = int(os.environ.get("PORT", "8000"))
-    host = os.environ.get("HOST", "127.0.0.1")
-    workers = os.environ.get("WEB_CONCURRENCY", "4")
-    env = os.environ.copy()
+    from yibao import config
 
+    try:
+        settings = server_settings()
+        cfg = config.load()  # production without SECRET_KEY / ADMIN_TOKEN is refused here
+    except (RuntimeError, ValueError) as exc:
+        return refuse(str(exc))
+    production = cfg["YIBAO_ENV"] == "production"
+
+    # The gunicorn workers read their configuration from the environment: what is decided here
+    # (an embedded Valkey, a development operator token, the metrics folder) is handed on in it.
     from yibao.redis_store import start_embedded_server
 
-    if not env.get("REDIS_URL") and not env.get("REDIS_CLUSTER_URL"):
-        env["REDIS_URL"] = start_embedded_server()
-        os.environ["REDIS_URL"] = env["REDIS_URL"]
-    generated_admin = not env.get("ADMIN_TOKEN")
+    if not cfg["REDIS_URL"] and not cfg["REDIS_CLUSTER_URL"]:
+        os.environ["REDIS_URL"] = start_embedded_server()
+    generated_admin = not cfg["ADMIN_TOKEN"]  # never in production: config.load refused that above
     if generated_admin:
-        env["ADMIN_TOKEN"] = os.environ["ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yibao-metrics-")
-        atexit.register(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = env["PROMETHEUS_MULTIPROC_DIR"]
+        os.environ["ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yibao-metrics-")
+        atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
     from yibao import create_app
     from yibao.config import INSTANCE_DIR
     from yibao.db import db
     from yibao.migrate import upgrade
-    from yibao.seed import seed_demo
 
     app = create_app()
     upgrade(app.config["DATABASE_URL"])
-    with app.app_context(), db.uow() as uow:
-        demo = seed_demo(uow, INSTANCE_DIR / "demo-credentials.json")
+    demo = None
+    if app.config["SEED_DEMO"]:  # False in production whatever YIBAO_SEED_DEMO says
+        from yibao.seed import seed_demo
+
+        with app.app_context(), db.uow() as uow:
+            demo = seed_demo(uow, INSTANCE_DIR / "demo-credentials.json")
     db_url = app.config["DATABASE_URL"]
+    redis_url = app.config["REDIS_URL"] or app.config["REDIS_CLUSTER_URL"]
     app.extensions["yibao.db"]["engine"].dispose()
 
-    base = f"http://{host}:{port}"
+    base = f"http://{settings.host}:{settings.port}"
     print("=" * 72, flush=True)
-    print(f"yibao is starting on {base}")
+    print(f"yibao is starting on {base}" + ("   (YIBAO_ENV=production)" if production else ""))
     print(f"API docs (Swagger UI): {base}/api/v1/docs")
     print(f"OpenAPI document:      {base}/api/v1/openapi.json")
-    print(
-        f"Database: {db_url.split('@')[-1]}   Redis: {env.get('REDIS_URL') or env.get('REDIS_CLUSTER_URL')}"
-    )
-    print(
-        f"ADMIN_TOKEN={env['ADMIN_TOKEN']}"
-        + ("   (generated; set ADMIN_TOKEN to choose)" if generated_admin else "")
-    )
-    print("Demo credentials (also in instance/demo-credentials.json):")
-    print(json.dumps(demo, ensure_ascii=False, indent=2))
+    print(f"Database: {without_credentials(db_url)}   Redis: {without_credentials(redis_url)}")
+    if generated_admin:  # development only; an operator's own token is never echoed
+        print(f"ADMIN_TOKEN={app.config['ADMIN_TOKEN']}   (generated; set ADMIN_TOKEN to choose)")
+    if demo is not None:
+        print("Demo credentials (also in instance/demo-credentials.json; YIBAO_SEED_DEMO=0 skips them):")
+        print(json.dumps(demo, ensure_ascii=False, indent=2))
     print("=" * 72, flush=True)
 
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        "python:yibao.gunicorn_conf",
         "--workers",
-        workers,
+        str(settings.workers),
         "--bind",
-        f"{host}:{port}",
+        f"{settings.host}:{settings.port}",
         "--access-logfile",
-        "-" if os.environ.get("YIBAO_GUNICORN_ACCESS_LOG") else "/dev/null",
+        "-" if settings.access_log else "/dev/null",
         "--graceful-timeout",
         "10",
         "yibao.wsgi:app",
     ]
-    proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - fixed argv
+    proc = subprocess.Popen(cmd, env=os.environ.copy())  # noqa: S603 - fixed argv
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)

@@ -18,6 +18,7 @@ from . import services
 from .providers import SandboxIdentityProvider
 from .schemas import (
     ActivationRequestSchema,
+    ActivationSchema,
     IdentityProofRequestSchema,
     IdentityProofSchema,
     RefreshRequestSchema,
@@ -48,6 +49,7 @@ def _sandbox_only(view: Callable) -> Callable:
 @_sandbox_only
 @blp.arguments(IdentityProofRequestSchema)
 @blp.response(201, IdentityProofSchema)
+@blp.problems("SANDBOX_DISABLED")
 def sandbox_proof(args: dict) -> Any:
     """Sandbox face check: a signed 5-minute proof (404 when the sandbox is disabled)."""
     idp = provider()
@@ -57,7 +59,14 @@ def sandbox_proof(args: dict) -> Any:
 
 @blp.route("/activations", methods=["POST"])
 @blp.arguments(ActivationRequestSchema)
-@blp.response(201, TokenPairSchema)
+@blp.response(201, ActivationSchema)
+@blp.problems(
+    "IDENTITY_PROOF_INVALID",
+    "IDENTITY_MISMATCH",
+    "PERSON_NOT_FOUND",
+    "PERSON_SUSPENDED",
+    "REPLAY_STORE_UNAVAILABLE",
+)
 def activate(args: dict) -> Any:
     """Activate the e-voucher on a device with a real-name identity proof."""
     cfg = current_app.config
@@ -78,6 +87,7 @@ def activate(args: dict) -> Any:
 @blp.route("/sessions/refresh", methods=["POST"])
 @blp.arguments(RefreshRequestSchema)
 @blp.response(200, TokenPairSchema)
+@blp.problems("REFRESH_TOKEN_INVALID", "REFRESH_TOKEN_REUSED", "PERSON_SUSPENDED")
 def refresh(args: dict) -> Any:
     """Exchange a refresh token for a new pair; reusing one ends the whole login."""
     cfg = current_app.config
@@ -98,6 +108,7 @@ def refresh(args: dict) -> Any:
 @blp.route("/sessions/current", methods=["DELETE"])
 @blp.user
 @blp.response(204)
+@blp.problems("PERSON_SUSPENDED")
 def logout() -> Any:
     """End this device's session (its refresh tokens and access tokens)."""
     with db.uow() as uow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from yibao.api import Schema
-from yibao.registry.schemas import IdNumber, Name
+from yibao.registry.schemas import IdNumber, Name, out
 
 
 class IdentityProofRequestSchema(Schema):
@@ -17,8 +17,8 @@ class IdentityProofRequestSchema(Schema):
 
 
 class IdentityProofSchema(Schema):
-    identity_proof = fields.String()
-    expires_in = fields.Integer()
+    identity_proof = out(fields.String())
+    expires_in = out(fields.Integer(validate=validate.Range(min=1), metadata={"description": "Seconds."}))
 
 
 class ActivationRequestSchema(Schema):
@@ -28,12 +28,23 @@ class ActivationRequestSchema(Schema):
     device_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._:-]{4,128}$"))
 
 
-class TokenPairSchema(Schema):
-    psn_no = fields.String()
-    access_token = fields.String()
-    refresh_token = fields.String()
-    token_type = fields.String(dump_default="Bearer")
-    expires_in = fields.Integer()
+TTL_DOC = "Access token lifetime, seconds."
+
+
+def _token_fields() -> dict[str, fields.Field]:
+    return {
+        "access_token": out(fields.String()),
+        "refresh_token": out(fields.String()),
+        "token_type": out(fields.String(dump_default="Bearer", validate=validate.OneOf(["Bearer"]))),
+        "expires_in": out(fields.Integer(validate=validate.Range(min=1), metadata={"description": TTL_DOC})),
+    }
+
+
+# The answer of /sessions/refresh; /activations adds psn_no first.
+TokenPairSchema = Schema.from_dict(_token_fields(), name="TokenPairSchema")
+ActivationSchema = Schema.from_dict(
+    {"psn_no": out(fields.String()), **_token_fields()}, name="ActivationSchema"
+)
 
 
 class RefreshRequestSchema(Schema):

@@ -34,6 +34,7 @@ blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Oper
 @blp.admin
 @blp.arguments(PersonCreateSchema)
 @blp.response(201, PersonCreatedSchema)
+@blp.problems("PERSON_EXISTS")
 def create_person(args: dict) -> Any:
     """Register an insured person."""
     with db.uow() as uow:
@@ -57,6 +58,7 @@ def list_persons(args: dict) -> Any:
 @blp.admin
 @blp.arguments(PersonLookupSchema)
 @blp.response(200, PersonSchema)
+@blp.problems("PERSON_NOT_FOUND")
 def lookup_person(args: dict) -> Any:
     """Find a person by ID number (in the body: ID numbers never go into URLs or logs)."""
     with db.uow(readonly=True) as uow:
@@ -69,6 +71,7 @@ def lookup_person(args: dict) -> Any:
 @blp.route("/persons/<psn_no>", methods=["GET"])
 @blp.admin
 @blp.response(200, PersonSchema)
+@blp.problems("PERSON_NOT_FOUND")
 def get_person(psn_no: str) -> Any:
     """Show a person, masked."""
     with db.uow(readonly=True) as uow:
@@ -79,6 +82,7 @@ def get_person(psn_no: str) -> Any:
 @blp.admin
 @blp.arguments(PersonUpdateSchema)
 @blp.response(200, PersonSchema)
+@blp.problems("PERSON_NOT_FOUND")
 def update_person(args: dict, psn_no: str) -> Any:
     """Suspend or reactivate a person; suspension revokes their outstanding codes."""
     with db.uow() as uow:
@@ -91,6 +95,7 @@ def update_person(args: dict, psn_no: str) -> Any:
 @blp.admin
 @blp.arguments(FilingCreateSchema)
 @blp.response(201, FilingSchema)
+@blp.problems("PERSON_NOT_FOUND")
 def create_filing(args: dict, psn_no: str) -> Any:
     """Record a cross-region filing (异地就医备案)."""
     with db.uow() as uow:
@@ -125,6 +130,7 @@ def list_institutions(args: dict) -> Any:
 @blp.route("/institutions/<org_id>", methods=["GET"])
 @blp.admin
 @blp.response(200, InstitutionSchema)
+@blp.problems("INSTITUTION_NOT_FOUND")
 def get_institution(org_id: str) -> Any:
     """Show an institution (never its secret)."""
     with db.uow(readonly=True) as uow:
@@ -138,6 +144,7 @@ def get_institution(org_id: str) -> Any:
 @blp.admin
 @blp.arguments(InstitutionUpdateSchema)
 @blp.response(200, InstitutionSchema)
+@blp.problems("INSTITUTION_NOT_FOUND")
 def update_institution(args: dict, org_id: str) -> Any:
     """Disable or re-enable an institution, or change its designated services (at once)."""
     with db.uow() as uow:
@@ -149,6 +156,7 @@ def update_institution(args: dict, org_id: str) -> Any:
 @blp.route("/institutions/<org_id>/secret-rotations", methods=["POST"])
 @blp.admin
 @blp.response(201, InstitutionCredentialsSchema)
+@blp.problems("INSTITUTION_NOT_FOUND")
 def rotate_secret(org_id: str) -> Any:
     """Issue a new key id and secret; the old ones stop working at once."""
     with db.uow() as uow:
@@ -164,6 +172,7 @@ inst_blp = Blueprint("institutions", __name__, url_prefix="/api/v1", description
 @inst_blp.route("/institutions/me", methods=["GET"])
 @inst_blp.institution
 @inst_blp.response(200, InstitutionSchema)
+@inst_blp.problems("INSTITUTION_NOT_FOUND")
 def institution_me() -> Any:
     """The calling institution as registered (check your request signing with this)."""
     with db.uow(readonly=True) as uow:

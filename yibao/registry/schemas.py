@@ -8,13 +8,30 @@ from yibao.api import Schema
 from yibao.db import MAX_INT_ID
 
 from .models import INSTITUTION_KINDS, INSTITUTION_STATUSES, INSURANCE_TYPES, PERSON_STATUSES, SERVICES
-from .validators import is_valid_id_number, is_valid_name, is_valid_region, normalize_id_number
+from .validators import NAME_RE, is_valid_id_number, is_valid_name, is_valid_region, normalize_id_number
 
 MAX_FEN = 2**53 - 1
+# What the document shows of the custom fields below; the fields check more (check digit, birth date,
+# that a region exists), so a value matching the pattern may still be refused with VALIDATION_FAILED.
+ID_NUMBER_PATTERN = r"^[0-9]{17}[0-9X]$"
+REGION_PATTERN = r"^[0-9]{6}$"
+NAME_PATTERN = NAME_RE.pattern
+NAME_MAX = 30
 
 
 class IdNumber(fields.String):
     """An 18-digit resident ID number with a valid check digit."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        meta = {
+            "pattern": ID_NUMBER_PATTERN,
+            "minLength": 18,
+            "maxLength": 18,
+            "description": "18-digit resident ID number (GB 11643): province, birth date and check digit "
+            "are checked (ID_NUMBER_INVALID); a lower-case x is accepted.",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=meta, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         value = super()._deserialize(value, attr, data, **kwargs)
@@ -25,6 +42,12 @@ class IdNumber(fields.String):
 
 
 class Name(fields.String):
+    """A person's name as on the ID card: CJK or Latin letters, 1-30 characters."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        meta = {"pattern": NAME_PATTERN, "minLength": 1, "maxLength": NAME_MAX, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=meta, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         value = super()._deserialize(value, attr, data, **kwargs).strip()
         if not is_valid_name(value):
@@ -34,6 +57,14 @@ class Name(fields.String):
 
 class RegionCode(fields.String):
     """A 6-digit administrative division code that exists."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        meta = {
+            "pattern": REGION_PATTERN,
+            "description": "6-digit administrative division code (GB/T 2260) that exists (REGION_UNKNOWN).",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=meta, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         value = super()._deserialize(value, attr, data, **kwargs)
@@ -60,20 +91,26 @@ class PersonCreateSchema(Schema):
             )
 
 
+def out(field: fields.Field) -> fields.Field:
+    """An output field that is always present (documented required)."""
+    field.required = True
+    return field
+
+
 class PersonCreatedSchema(Schema):
-    psn_no = fields.String()
+    psn_no = out(fields.String())
 
 
 class PersonSchema(Schema):
-    psn_no = fields.String()
-    name_masked = fields.String()
-    id_number_masked = fields.String()
-    insurance_type = fields.String()
-    insured_region = fields.String()
-    status = fields.String()
-    has_personal_account = fields.Boolean()
-    activated = fields.Function(lambda p: p.activated_at is not None)
-    created_at = fields.DateTime()
+    psn_no = out(fields.String())
+    name_masked = out(fields.String())
+    id_number_masked = out(fields.String(metadata={"pattern": r"^[0-9]{3}\*{11}[0-9]{3}[0-9X]$"}))
+    insurance_type = out(fields.String(validate=validate.OneOf(INSURANCE_TYPES)))
+    insured_region = out(fields.String(metadata={"pattern": REGION_PATTERN}))
+    status = out(fields.String(validate=validate.OneOf(PERSON_STATUSES)))
+    has_personal_account = out(fields.Boolean())
+    activated = out(fields.Function(lambda p: p.activated_at is not None, metadata={"type": "boolean"}))
+    created_at = out(fields.DateTime())
 
 
 class PersonLookupSchema(Schema):
@@ -88,9 +125,14 @@ class PersonListQuerySchema(Schema):
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
 
 
+CURSOR_DOC = "Pass as ?cursor= for the next page; null on the last page."
+
+
 class PersonPageSchema(Schema):
-    items = fields.List(fields.Nested(PersonSchema))
-    next_cursor = fields.Integer(allow_none=True)
+    items = out(fields.List(fields.Nested(PersonSchema)))
+    next_cursor = out(
+        fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={"description": CURSOR_DOC})
+    )
 
 
 class PersonUpdateSchema(Schema):
@@ -104,10 +146,10 @@ class FilingCreateSchema(Schema):
 
 
 class FilingSchema(Schema):
-    filing_no = fields.String()
-    region = fields.String()
-    valid_from = fields.Date()
-    valid_until = fields.Date(allow_none=True)
+    filing_no = out(fields.String())
+    region = out(fields.String(metadata={"pattern": REGION_PATTERN}))
+    valid_from = out(fields.Date())
+    valid_until = out(fields.Date(allow_none=True))
 
 
 class InstitutionUpdateSchema(Schema):
@@ -154,22 +196,24 @@ class InstitutionCreateSchema(Schema):
 
 
 class InstitutionCredentialsSchema(Schema):
-    org_id = fields.String()
-    key_id = fields.String()
-    secret = fields.String(metadata={"description": "Shown once; store it in the institution's vault."})
+    org_id = out(fields.String())
+    key_id = out(fields.String())
+    secret = out(fields.String(metadata={"description": "Shown once; store it in the institution's vault."}))
 
 
 class InstitutionSchema(Schema):
-    org_id = fields.String()
-    name = fields.String()
-    kind = fields.String()
-    region = fields.String()
-    services = fields.List(fields.String())
-    key_id = fields.String()
-    status = fields.String()
-    webhook_url = fields.String(allow_none=True)
+    org_id = out(fields.String())
+    name = out(fields.String())
+    kind = out(fields.String(validate=validate.OneOf(INSTITUTION_KINDS)))
+    region = out(fields.String(metadata={"pattern": REGION_PATTERN}))
+    services = out(fields.List(fields.String(validate=validate.OneOf(SERVICES))))
+    key_id = out(fields.String())
+    status = out(fields.String(validate=validate.OneOf(INSTITUTION_STATUSES)))
+    webhook_url = out(fields.String(allow_none=True))
 
 
 class InstitutionPageSchema(Schema):
-    items = fields.List(fields.Nested(InstitutionSchema))
-    next_cursor = fields.Integer(allow_none=True)
+    items = out(fields.List(fields.Nested(InstitutionSchema)))
+    next_cursor = out(
+        fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={"description": CURSOR_DOC})
+    )

