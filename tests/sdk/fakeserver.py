@@ -109,6 +109,7 @@ class FakeServer:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 64
             allow_reuse_address = True
 
             def handle_error(self, request: Any, client_address: Any) -> None:
@@ -117,7 +118,7 @@ class FakeServer:
         self.httpd = Server(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> FakeServer:
         self._thread.start()
