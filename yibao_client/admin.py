@@ -147,7 +147,7 @@ class AdminClient(BaseClient):
         return self.request("PUT", f"/admin/institutions/{segment(org_id, 'org_id')}/webhook", {"url": url})
 
     def credit_contribution(self, psn_no: str, year: int, amount_fen: int) -> Result:
-        """Credit a yearly contribution (once per person and year). Raises Conflict (CONTRIBUTION_CONFLICT)."""
+        """Credit a yearly contribution, once per person and year. Raises Conflict (CONTRIBUTION_CONFLICT)."""
         body = {"psn_no": psn_no, "year": year, "amount_fen": amount_fen}
         return self.request("POST", "/admin/contributions", body)
 
