@@ -79,8 +79,17 @@ class SupervisionRuleIn(Schema):
         return data
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only (truthy={True} alone lets 1 and 0 through: 1 == True in a set)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class SupervisionRulePatch(Schema):
-    enabled = fields.Boolean(required=True, truthy={True}, falsy={False})
+    enabled = StrictBoolean(required=True)
 
 
 class SupervisionOperatorHeaders(ma.Schema):
