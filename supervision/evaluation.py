@@ -1,0 +1,147 @@
+"""The rules' arithmetic, free of any database: windows, counts and when a rule is broken.
+
+Windows are rolling and end now: an event at instant t counts when now - window < t (an event exactly
+one window old has dropped out; one a microsecond younger still counts). There is no upper bound, so an
+event stamped slightly in the future by another server's clock still counts. A rule is broken when the
+count, this order or scan included, is GREATER than its maximum: exactly at the maximum is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    pk: int
+    rule_id: str
+    kind: str
+    action: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SaleRow:
+    code: str
+    institution_id: int
+    sold_at: datetime
+    units: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule broken by this order or scan; `action` says whether it blocks or warns."""
+
+    rule: RuleRow
+    evidence: dict[str, Any] = field(hash=False)
+
+    @property
+    def action(self) -> str:
+        return self.rule.action
+
+    def public(self) -> dict[str, Any]:
+        """What the counter, the operator and the person see: {rule_id, kind, evidence}."""
+        return {"rule_id": self.rule.rule_id, "kind": self.rule.kind, "evidence": self.evidence}
+
+
+def window(rule: RuleRow) -> timedelta:
+    p = rule.params
+    if "window_minutes" in p:
+        return timedelta(minutes=p["window_minutes"])
+    return timedelta(days=p["window_days"])
+
+
+def window_start(now: datetime, rule: RuleRow) -> datetime:
+    """Events strictly after this instant are in the rule's window."""
+    return now - window(rule)
+
+
+def in_window(at: datetime, *, now: datetime, rule: RuleRow) -> bool:
+    return at > window_start(now, rule)
+
+
+def broken(count: int, maximum: int) -> bool:
+    return count > maximum
+
+
+def units_by_code(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """An order's lines summed per code (two lines of one drug count together)."""
+    out: dict[str, int] = {}
+    for code, quantity in lines:
+        if quantity <= 0:
+            raise ValueError("a line's quantity must be positive")
+        out[code] = out.get(code, 0) + quantity
+    return out
+
+
+def evaluate_order(
+    rules: Iterable[RuleRow],
+    sales: Iterable[SaleRow],
+    *,
+    units: Mapping[str, int],
+    institution_id: int,
+    now: datetime,
+) -> list[Finding]:
+    """The order rules this order breaks, given the person's counted sales (any window superset)."""
+    sales = list(sales)
+    findings = []
+    for rule in rules:
+        code = rule.params["drug_code"]
+        here = [s for s in sales if s.code == code and in_window(s.sold_at, now=now, rule=rule)]
+        days = rule.params["window_days"]
+        if rule.kind == "quantity_limit":
+            counted = sum(s.units for s in here)
+            total = counted + units[code]
+            if broken(total, rule.params["max_quantity"]):
+                evidence = {
+                    "drug_code": code,
+                    "window_days": days,
+                    "max_quantity": rule.params["max_quantity"],
+                    "counted_quantity": counted,
+                    "this_order_quantity": units[code],
+                    "total_quantity": total,
+                }
+                findings.append(Finding(rule, evidence))
+        elif rule.kind == "repeat_purchase":
+            net: dict[int, int] = {}
+            for s in here:
+                net[s.institution_id] = net.get(s.institution_id, 0) + s.units
+            others = {i for i, n in net.items() if n > 0} - {institution_id}
+            count = len(others) + 1
+            if broken(count, rule.params["max_institutions"]):
+                evidence = {
+                    "drug_code": code,
+                    "window_days": days,
+                    "max_institutions": rule.params["max_institutions"],
+                    "institutions": count,
+                }
+                findings.append(Finding(rule, evidence))
+    return findings
+
+
+def evaluate_scan(
+    rules: Iterable[RuleRow], scans: Iterable[tuple[str, datetime]], *, prefecture: str, now: datetime
+) -> list[Finding]:
+    """The identity rules this scan breaks, given the person's accepted scans (prefecture, at)."""
+    scans = list(scans)
+    findings = []
+    for rule in rules:
+        seen = {p for p, at in scans if in_window(at, now=now, rule=rule)} | {prefecture}
+        if broken(len(seen), rule.params["max_prefectures"]):
+            evidence = {
+                "window_minutes": rule.params["window_minutes"],
+                "max_prefectures": rule.params["max_prefectures"],
+                "prefectures": len(seen),
+            }
+            findings.append(Finding(rule, evidence))
+    return findings
+
+
+def prefecture_of(region: str) -> str:
+    """The prefecture (地市) of a six-digit region code: its first four digits."""
+    if len(region) != 6 or not region.isdigit():
+        raise ValueError("a region is six digits")
+    return region[:4]

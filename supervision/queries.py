@@ -1,0 +1,94 @@
+"""Prebuilt Core statements of the hot path (no ORM loads) and the dialect-specific upserts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Insert, bindparam, case, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, Sale, Scan
+
+# Core tables (not the mapped classes): these statements never go through the ORM.
+rules, sales, scans = Rule.__table__.c, Sale.__table__.c, Scan.__table__.c
+
+_RULE_COLUMNS = (rules.id, rules.rule_id, rules.kind, rules.action, rules.params, rules.drug_code)
+
+# The enabled order rules on an order's codes (index enabled, kind, drug_code).
+ORDER_RULES = select(*_RULE_COLUMNS).where(
+    rules.enabled == true(),
+    rules.kind.in_(ORDER_KINDS),
+    rules.drug_code.in_(bindparam("codes", expanding=True)),
+)
+SCAN_RULES = select(*_RULE_COLUMNS).where(rules.enabled == true(), rules.kind.in_(SCAN_KINDS))
+
+# The person's still-counted sales of these codes since the widest window's start: one index range
+# per code on (person_id, code, sold_at). Rows grow with the person's purchases of the code inside the
+# window, never with history before it or with other persons and codes.
+SALES_IN_WINDOW = select(
+    sales.code, sales.institution_id, sales.sold_at, (sales.quantity - sales.released).label("units")
+).where(
+    sales.person_id == bindparam("person_id"),
+    sales.code.in_(bindparam("codes", expanding=True)),
+    sales.sold_at > bindparam("since"),
+    sales.released < sales.quantity,
+)
+
+# The person's accepted scans since the widest window's start, from the index (person_id, scanned_at,
+# prefecture) alone.
+SCANS_IN_WINDOW = select(scans.prefecture, scans.scanned_at).where(
+    scans.person_id == bindparam("person_id"), scans.scanned_at > bindparam("since")
+)
+
+# A refund gives back units of one code (never more than were sold), or all of the order.
+_released = sales.released + bindparam("units")
+RELEASE_UNITS = (
+    update(Sale.__table__)
+    .where(sales.order_ref == bindparam("b_order_ref"), sales.code == bindparam("b_code"))
+    .values(released=case((_released > sales.quantity, sales.quantity), else_=_released))
+)
+RELEASE_ALL = (
+    update(Sale.__table__).where(sales.order_ref == bindparam("b_order_ref")).values(released=sales.quantity)
+)
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_cache: dict[tuple[str, str], Any] = {}
+
+
+def _insert(dialect: str, table: Any) -> Insert:
+    return _INSERTS[dialect](table)
+
+
+def lock_person(dialect: str) -> Any:
+    """Create-or-touch the person's row: one statement that also row-locks it until commit
+    (INSERT … ON CONFLICT DO UPDATE locks the existing row like SELECT … FOR UPDATE)."""
+    key = ("lock", dialect)
+    if key not in _cache:
+        stmt = _insert(dialect, PersonLock.__table__)
+        _cache[key] = stmt.on_conflict_do_update(
+            index_elements=["person_id"], set_={"locked_at": stmt.excluded.locked_at}
+        )
+    return _cache[key]
+
+
+def insert_sales(dialect: str) -> Any:
+    """Sales of one order: a retried pay records them once (unique order_ref, code)."""
+    key = ("sales", dialect)
+    if key not in _cache:
+        _cache[key] = _insert(dialect, Sale.__table__).on_conflict_do_nothing(
+            index_elements=["order_ref", "code"]
+        )
+    return _cache[key]
+
+
+def insert_alerts(dialect: str) -> Any:
+    """One alert per rule, subject and stage: a retried pay or a second recording adds nothing."""
+    key = ("alerts", dialect)
+    if key not in _cache:
+        _cache[key] = _insert(dialect, Alert.__table__).on_conflict_do_nothing(
+            index_elements=["rule_id", "subject_ref", "stage"]
+        )
+    return _cache[key]
+
+
+INSERT_SCAN = Scan.__table__.insert()

@@ -1,0 +1,129 @@
+"""Cost does not grow with history: the same statements, whatever the person's past, and index plans."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, insert
+
+from supervision import checks
+from supervision import queries as q
+from supervision.models import Sale, Scan
+from yibao.db import db
+
+from .support import NOW, StatementCounter, ref
+
+
+def _history(app, pid: int, iid: int, n: int) -> None:  # type: ignore[no-untyped-def]
+    """n earlier sales of the person (older than any window) and n scans, in one bulk insert each."""
+    old = NOW - timedelta(days=400)
+    with app.app_context(), db.uow() as uow:
+        uow.session.execute(
+            insert(Sale.__table__),
+            [
+                {
+                    "person_id": pid,
+                    "code": "XA01" if i % 2 else f"C{i}",
+                    "institution_id": iid,
+                    "order_ref": f"H{pid}-{n}-{i}",
+                    "quantity": 1,
+                    "released": 0,
+                    "sold_at": old + timedelta(seconds=i),
+                }
+                for i in range(n)
+            ],
+        )
+        uow.session.execute(
+            insert(Scan.__table__),
+            [
+                {"person_id": pid, "prefecture": "5301", "scanned_at": old + timedelta(seconds=i)}
+                for i in range(n)
+            ],
+        )
+        uow.commit()
+
+
+def _pay_statements(sup, app, pid, iid) -> list[str]:  # type: ignore[no-untyped-def]
+    engine = app.extensions["yibao.db"]["engine"]
+    order = ref()
+    with app.app_context(), db.uow() as uow:
+        with StatementCounter(engine) as counter:
+            checks.check_order(
+                uow,
+                person_id=pid,
+                institution_id=iid,
+                lines=[("XA01", 1), ("XB02", 1)],
+                stage="pay",
+                order_ref=order,
+                now=NOW,
+            )
+            checks.record_sale(
+                uow, person_id=pid, institution_id=iid, lines=[("XA01", 1)], order_ref=order, at=NOW
+            )
+            checks.check_scan(
+                uow,
+                person_id=pid,
+                institution_id=iid,
+                institution_region="532901",
+                scan_ref=ref("SC"),
+                now=NOW,
+            )
+        uow.rollback()
+    return [s for s in counter.statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+
+
+def test_statements_do_not_depend_on_history(app, sup, yb, person, shops):
+    pid, iid = sup.person_id(person), sup.institution_id(shops[0])
+    none = _pay_statements(sup, app, pid, iid)
+    assert len(none) == 3  # the order rules, the sale, the scan rules: nothing else without rules
+    for n in range(3):
+        sup.quantity_limit(f"Z{n}")  # rules on other codes cost nothing more
+    sup.quantity_limit("XA01", max_quantity=100, window_days=30)
+    sup.rule("repeat_purchase", drug_code="XA01", window_days=7, max_institutions=5)
+    sup.rule("identity_velocity", window_minutes=60, max_prefectures=3)
+    small = _pay_statements(sup, app, pid, iid)
+    _history(app, pid, iid, 5000)
+    large = _pay_statements(sup, app, pid, iid)
+    assert small == large  # the same statements, text for text, after 5000 more sales and scans
+    assert len(small) == 7  # rules, lock, sales range, sale; rules, lock, scans range
+
+
+def _plan(app, stmt, params) -> str:  # type: ignore[no-untyped-def]
+    """The database's plan of the statement exactly as the service sends it (SQL and driver values)."""
+    with app.app_context(), db.uow() as uow:
+        conn = uow.session.connection()
+        sent: list = []
+
+        def capture(_c, _cur, statement, parameters, *_):  # type: ignore[no-untyped-def]
+            sent.append((statement, parameters))
+
+        event.listen(conn, "before_cursor_execute", capture)
+        conn.execute(stmt, params).all()
+        event.remove(conn, "before_cursor_execute", capture)
+        sql, values = sent[0]
+        if conn.dialect.name == "sqlite":
+            return "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, values))
+        conn.exec_driver_sql("ANALYZE supervision_sales")
+        conn.exec_driver_sql("ANALYZE supervision_scans")
+        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, values))
+
+
+@pytest.mark.parametrize(
+    ("stmt", "index"),
+    [
+        ("SALES_IN_WINDOW", "ix_supervision_sales_person_code_sold_at"),
+        ("SCANS_IN_WINDOW", "ix_supervision_scans_person_scanned_at"),
+    ],
+)
+def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
+    iid = sup.institution_id(shops[0])
+    pids = [sup.person_id(yb.person(activate=False)) for _ in range(20)]
+    for pid in pids:
+        _history(app, pid, iid, 500)
+    params = {"person_id": pids[3], "codes": ["XA01", "XB02"], "since": NOW - timedelta(days=30)}
+    if stmt == "SCANS_IN_WINDOW":
+        params = {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
+    plan = _plan(app, getattr(q, stmt), params)
+    assert index in plan, plan
+    assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
