@@ -6,7 +6,7 @@ live in yibao/errors.py and are not registered here.
 
 from __future__ import annotations
 
-from yibao.errors import MESSAGES, register_messages
+from yibao.errors import register_messages
 
 CODES: dict[str, tuple[int, str, str]] = {
     "REFUND_TOO_SMALL_FOR_CODES": (
@@ -101,14 +101,4 @@ CODES: dict[str, tuple[int, str, str]] = {
         "使用该幂等键的请求仍在处理中。",
     ),
 }
-# INSTITUTION_NOT_DESIGNATED is also voucher's code (with another text): it belongs in
-# yibao/errors.py. Until it moves there, payments adds it only when no domain did.
-_SHARED_UNTIL_MOVED = {
-    "INSTITUTION_NOT_DESIGNATED": (
-        403,
-        "The institution is not designated for this service.",
-        "机构未开通该项服务。",
-    ),
-}
 register_messages(CODES)
-register_messages({k: v for k, v in _SHARED_UNTIL_MOVED.items() if k not in MESSAGES})

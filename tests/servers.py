@@ -46,6 +46,8 @@ def gunicorn(env: dict[str, str], *, workers: int = 4, log_dir: Path | None = No
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            "python:yibao.gunicorn_conf",
             "--workers",
             str(workers),
             "--bind",

@@ -37,11 +37,6 @@ MESSAGES = {
         "This business type needs employee insurance with a personal account.",
         "该业务需要职工医保个人账户。",
     ),
-    "INSTITUTION_NOT_DESIGNATED": (
-        403,
-        "The institution is not designated for this business type.",
-        "本机构未开通该业务类型的定点资格。",
-    ),
     "USAGE_CURSOR_INVALID": (422, "The cursor is invalid.", "分页游标无效。"),
 }
 register_messages(MESSAGES)

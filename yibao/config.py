@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 INSTANCE_DIR = Path(os.environ.get("YIBAO_INSTANCE_DIR", Path.cwd() / "instance"))
@@ -113,3 +115,21 @@ def load(test_config: dict | None = None) -> dict:
     if cfg.get("DATABASE_URL"):
         cfg["DATABASE_URL"] = normalize_database_url(cfg["DATABASE_URL"])
     return cfg
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    workers: int
+    access_log: bool
+
+
+def server_settings(environ: Mapping[str, str] = os.environ) -> ServerSettings:
+    """The HTTP server's own settings for `make run` (gunicorn's, not the application's)."""
+    return ServerSettings(
+        host=environ.get("HOST", "127.0.0.1"),
+        port=int(environ.get("PORT", "8000")),
+        workers=int(environ.get("WEB_CONCURRENCY", "4")),
+        access_log=bool(environ.get("YIBAO_GUNICORN_ACCESS_LOG")),
+    )

@@ -42,6 +42,11 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "ADMIN_AUTH_FAILED": (401, "The operator token is missing or wrong.", "经办机构令牌缺失或错误。"),
     "INSTITUTION_AUTH_FAILED": (401, "The institution signature is invalid.", "机构请求签名校验失败。"),
+    "INSTITUTION_NOT_DESIGNATED": (
+        403,
+        "The institution is not designated for this business type or service.",
+        "本机构未开通该业务类型或服务的定点资格。",
+    ),
     "INSTITUTION_DISABLED": (403, "The institution is not enabled.", "机构未启用。"),
     "REPLAY_STORE_UNAVAILABLE": (
         503,

@@ -16,29 +16,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from yibao.config import server_settings
+
 EXIT_CONFIG = 2
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str
-    port: int
-    workers: int
-    access_log: bool
-
-
-def server_settings(environ: Any = os.environ) -> ServerSettings:
-    """The HTTP server's own settings (gunicorn's, not the application's: yibao.config has those)."""
-    return ServerSettings(
-        host=environ.get("HOST", "127.0.0.1"),
-        port=int(environ.get("PORT", "8000")),
-        workers=int(environ.get("WEB_CONCURRENCY", "4")),
-        access_log=bool(environ.get("YIBAO_GUNICORN_ACCESS_LOG")),
-    )
 
 
 def without_credentials(url: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voucher.services import issue_ec_token
+from voucher.ec_tokens import issue_ec_token
 from yibao.db import db
 from yibao.registry import services as registry
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from family_accounts import acting as family
 from payments.models import Entry, PaymentGrant, PaymentOrder, TraceCodeSettlement
 from tests.support import problem
-from voucher.services import issue_ec_token
+from voucher.ec_tokens import issue_ec_token
 from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
