@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.shell.conftest import SQL_LEAK
+from tests.shell.support import SQL_LEAK
 from tests.support import ADMIN_TOKEN, problem
 
 

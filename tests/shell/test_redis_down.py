@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.shell.conftest import snapshot
+from tests.shell.support import snapshot
 from tests.support import problem, sign_headers
 
 
