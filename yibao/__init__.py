@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 # Domain packages, each exposing register(app, api). The shell imports them only here.
-DOMAINS = ("voucher", "payments", "family_accounts", "notifications")
+DOMAINS = ("voucher", "payments", "family_accounts", "yibao.events")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from notifications.stream import publish
+from yibao.events.stream import publish
 
 from .support import activate_in_page, open_app, person_id, scan, shown_code
 
@@ -81,7 +81,7 @@ def test_activate_show_code_scan_result_within_2s(app, yb, device, shot, redis_c
 
 def test_e2e_wired_signed_scan_and_payment_reach_the_page(yb, device, shot):
     """The full journey with the lead's wiring: a real signed verification publishes the result, and
-    a paid order publishes its split. Fails until voucher and payments call notifications.publish."""
+    a paid order publishes its split. Fails until voucher and payments call yibao.events.stream.publish."""
     p = yb.person(activate=False, balance=2000)
     inst = yb.institution(name="滇池药房")
     b = device("zh-CN", 320, 720)

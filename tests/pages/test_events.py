@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from notifications import stream
-from notifications.stream import publish
 from tests.support import problem
+from yibao.events import stream
+from yibao.events.stream import publish
 
 
 def _pid(app, psn_no: str) -> int:

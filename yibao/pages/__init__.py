@@ -73,5 +73,5 @@ def shared(page: str, name: str) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Serve /app/ and /counter/ (registered with the notifications package, their push channel)."""
+    """Serve /app/ and /counter/ (registered with yibao.events, their push channel)."""
     app.register_blueprint(blp)

@@ -19,12 +19,12 @@ blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Live upda
 def _blocking_client() -> Any:
     """A Redis client of its own whose socket timeout outlasts the longest wait."""
     app = current_app
-    client = app.extensions.get("notifications.redis")
+    client = app.extensions.get("yibao.events.redis")
     if client is None:
         cfg = app.config
         timeout = float(cfg["EVENTS_WAIT_MAX"]) + 5
         client = connect(cfg.get("REDIS_URL"), cfg.get("REDIS_CLUSTER_URL"), timeout)
-        app.extensions["notifications.redis"] = client
+        app.extensions["yibao.events.redis"] = client
     return client
 
 

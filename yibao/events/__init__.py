@@ -1,8 +1,9 @@
 """Push channel: per-person events (scan results, payments) for the open pages, by long polling.
 
-`notifications.stream.publish(redis, person_id, kind, payload)` is what the domains call after their
+`yibao.events.stream.publish(redis, person_id, kind, payload)` is what the domains call after their
 commit; `GET /api/v1/events` is what the page polls. The package also registers the two pages that
-consume the channel (yibao.pages: /app/ and /counter/), so that one line in DOMAINS brings both.
+consume the channel (yibao.pages: /app/ and /counter/), so that one line in DOMAINS ("yibao.events")
+brings both.
 """
 
 from __future__ import annotations
