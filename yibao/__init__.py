@@ -27,7 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application."""
     # Imported here: names like `db` and `api` must not shadow the yibao.db / yibao.api modules.
     from . import config as config_module
-    from . import cors, errors, observability
+    from . import cors, errors, events, observability
     from .api import Api, check_json_body, refuse_nul_in_path
     from .db import db
     from .identity.providers import load_provider
@@ -57,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(admin_blp)
     api.register_blueprint(identity_blp)
     api.register_blueprint(inst_blp)
+    events.register(app, api)  # the push channel and the pages that use it (/app/, /counter/)
     for name in DOMAINS:
         importlib.import_module(name).register(app, api)
 
