@@ -130,3 +130,17 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     r = redis.Redis.from_url(redis_url)
     yield r
     r.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator:
+    """One headless Chromium for every browser test of the session (one Playwright driver per process)."""
+    from .browser_support import CHROMIUM, CHROMIUM_ARGS, need_browser
+
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

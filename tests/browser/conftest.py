@@ -1,72 +1,20 @@
-"""A real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) with the network closed.
+"""The docs-page browser fixtures: a live server and a page whose requests outside it are blocked.
 
-Locally without a browser these tests skip with the reason; in CI (CI=true) a missing browser is a
-failure, never a skip: .ci/run installs Debian's chromium when it is missing.
+The browser itself is tests/conftest.py's `chromium_browser` (tests/browser_support.py: Debian's Chromium
+through Playwright; skipped locally without one, a failure in CI).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from tests.browser_support import Browser
 from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
 from tests.support import ADMIN_TOKEN
-
-CHROMIUM = os.environ.get("YIBAO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# As root, in a closed network: no sandbox, no background requests to Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def _need_browser() -> None:
-    missing = None
-    if not os.path.exists(CHROMIUM):
-        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright package is not installed (make test installs it)"
-    if missing is None:
-        return
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"browser tests must run in CI: {missing}")
-    pytest.skip(f"browser test skipped: {missing}")
-
-
-@dataclass
-class Browser:
-    """A page whose every request outside the service is blocked and recorded."""
-
-    page: Any
-    base: str
-    blocked: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="session")
-def _playwright() -> Iterator[Any]:
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -84,8 +32,8 @@ def live_server(database_url: str, redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser(_playwright: Any, live_server: str) -> Iterator[Browser]:
-    context = _playwright.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+def browser(chromium_browser: Any, live_server: str) -> Iterator[Browser]:
+    context = chromium_browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     b = Browser(page=None, base=live_server)
 
     def gate(route: Any) -> None:

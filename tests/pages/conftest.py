@@ -1,9 +1,8 @@
 """Browser fixtures for /app/ and /counter/: Debian's Chromium through Playwright, network closed but
 the service, one browser context per simulated device (viewport and language of its own).
 
-The browser is the one of tests/browser/conftest.py (skip locally without a browser, fail in CI). One
-Playwright driver per process: when the docs-page tests already started theirs (a session fixture that
-lives to the end), it is reused; otherwise one is started for this module. The live server here runs
+The browser is the session's `chromium_browser` (tests/conftest.py; skip locally without a browser, fail
+in CI). The live server here runs
 gunicorn's threaded worker, as recommended for the long-polling
 events endpoint (docs/pages.md): a waiting poll holds a thread, not a worker process.
 """
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Browser, _need_browser
+from tests.browser_support import Browser
 from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
 from tests.support import ADMIN_TOKEN
@@ -25,39 +24,10 @@ from tests.support import ADMIN_TOKEN
 ARTIFACTS = Path(os.environ.get("YIBAO_ARTIFACTS") or Path(__file__).parent / "artifacts")
 
 
-def _running_docs_browser(request: pytest.FixtureRequest) -> Any:
-    """The browser of tests/browser/conftest.py's `_playwright` if it was set up and is still alive."""
-    fm = request._fixturemanager
-    defs: list[Any] = []
-    for attr in ("_arg2fixturedefs", "_arg2node2fixturedefs", "_arg2nodeid2fixturedefs"):  # pytest 8 / 9
-        found = getattr(fm, attr, {}).get("_playwright")
-        if isinstance(found, dict):
-            for group in found.values():
-                defs.extend(group)
-        elif found:
-            defs.extend(found)
-    for fixturedef in defs:
-        cached = getattr(fixturedef, "cached_result", None)
-        if cached is not None and cached[2] is None:
-            return cached[0]
-    return None
-
-
 @pytest.fixture(scope="module")
-def chromium(request: pytest.FixtureRequest) -> Iterator[Any]:
-    _need_browser()
-    # A second sync_playwright() while the docs tests' one runs would fail ("Sync API inside the asyncio
-    # loop"): reuse theirs if it is up. (Moving `_playwright` to tests/conftest.py would make this moot.)
-    running = _running_docs_browser(request)
-    if running is not None:
-        yield running
-        return
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium(chromium_browser: Any) -> Any:
+    """The session's browser (tests/conftest.py)."""
+    return chromium_browser
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from tests.browser.conftest import Browser
+from tests.browser_support import Browser
 from tests.support import Institution, Person, Yb
 
 
