@@ -147,9 +147,8 @@ def guide_lines(demo: dict[str, Any]) -> list[str]:
         inst = demo["institutions"][inst_key]
         balance = spec.get("personal_account_balance_fen")
         money = f"opening balance {_yuan(balance)} yuan" if balance is not None else "no personal account"
-        lines.append(
-            f"  {person['name']} ({person_key}, {spec['insurance_type']}, {money}, {person['psn_no']})"
-        )
+        kind = spec["insurance_type"]
+        lines.append(f"  {person['name']} ({person_key}: {kind} insurance, {money}, {person['psn_no']})")
         lines.append(f"      -> {inst['name']} ({inst_key}), {business}: {why}")
     return lines
 
