@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 _CLIENT_VARS = {"ADMIN_TOKEN", "YB", "LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE"}
 
 
-def play(base: str, instance: Path, **env: str) -> subprocess.CompletedProcess:
+def play(base: str, instance: Path, *flags: str, **env: str) -> subprocess.CompletedProcess:
     """What `make demo` runs (the Makefile's recipe is checked below), in the reader's shell."""
     shell = {k: v for k, v in os.environ.items() if k not in _CLIENT_VARS}
     shell.update(YB=base, YIBAO_INSTANCE_DIR=str(instance), PYTHONIOENCODING="utf-8", **env)
     return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "yibao_client.demo"],
+        [sys.executable, *flags, "-m", "yibao_client.demo"],
         cwd=ROOT,
         env=shell,
         capture_output=True,
@@ -75,6 +75,7 @@ def test_the_four_journeys_against_make_run(tmp_path):
         assert wrong.returncode == 1 and "UNEXPECTED" in wrong.stdout and "ADMIN_AUTH_FAILED" in wrong.stdout
 
 
-def test_no_service_is_said_plainly(tmp_path):
-    done = play("http://127.0.0.1:9", tmp_path, ADMIN_TOKEN="x", LANG="en_US.UTF-8")
+def test_no_service_is_said_plainly_with_the_standard_library_only(tmp_path):
+    # -S: no site-packages, so the demo itself imports nothing but the standard library and the SDK.
+    done = play("http://127.0.0.1:9", tmp_path, "-S", ADMIN_TOKEN="x", LANG="en_US.UTF-8")
     assert done.returncode == 2 and "make run" in done.stdout and "Traceback" not in done.stderr
