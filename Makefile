@@ -4,16 +4,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint clean
+.PHONY: run demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "Installing yibao and its dependencies into $(VENV) (first run only, about a minute)..."
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m yibao.serve
+
+# The four journeys against the running `make run` (YB=http://host:port to point elsewhere).
+demo: $(STAMP)
+	$(BIN)/python -m yibao_client.demo
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass (make would report it as 2).
 test: $(STAMP)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yibao_client import signing
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "yibao_bench")
@@ -321,16 +323,8 @@ def print_header(srv: Server, base: Stats) -> None:
 
 
 def signed_headers(key_id: str, secret: str, method: str, path: str, body: bytes) -> dict[str, str]:
-    """Institution request signing (see yibao.auth.institutions)."""
-    import hashlib
-    import hmac
-
-    ts = str(int(time.time()))
-    nonce = os.urandom(12).hex()
-    target = path
-    msg = "\n".join([method, target, ts, nonce, hashlib.sha256(body).hexdigest()])
-    sig = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
-    h = {"X-Yb-Key": key_id, "X-Yb-Timestamp": ts, "X-Yb-Nonce": nonce, "X-Yb-Signature": sig}
+    """Institution request signing, by the SDK (yibao_client.signing): a fresh timestamp and nonce."""
+    h = signing.sign(secret, method, path, body, key_id=key_id)
     if body:
         h["Content-Type"] = "application/json"
     return h

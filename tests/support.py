@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import itertools
 import json
 import secrets
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yibao.registry.validators import id_check_digit
+from yibao_client import signing
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 _seq = itertools.count(1)
@@ -43,12 +43,20 @@ def sign_headers(
     timestamp: int | None = None,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or secrets.token_hex(12)
+    """The X-Yb-* headers, signed by the SDK (yibao_client.signing) like an integrator would.
+
+    Hostile-input tests need headers the SDK refuses to make (a malformed key id, nonce, timestamp or
+    target): those get the same canonical string built by hand, signed with `signing.signature`.
+    """
     target = f"{path}?{query}" if query else path
-    msg = "\n".join([method.upper(), target, ts, nonce, hashlib.sha256(body).hexdigest()])
-    sig = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
-    return {"X-Yb-Key": key_id, "X-Yb-Timestamp": ts, "X-Yb-Nonce": nonce, "X-Yb-Signature": sig}
+    try:
+        return signing.sign(secret, method, target, body, key_id=key_id, timestamp=timestamp, nonce=nonce)
+    except ValueError:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = nonce or signing.new_nonce()
+        msg = "\n".join([method.upper(), target, ts, nonce, hashlib.sha256(body).hexdigest()])
+        sig = signing.signature(secret, msg)
+        return {"X-Yb-Key": key_id, "X-Yb-Timestamp": ts, "X-Yb-Nonce": nonce, "X-Yb-Signature": sig}
 
 
 @dataclass

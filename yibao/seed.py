@@ -106,3 +106,72 @@ def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
     credentials_file.write_text(json.dumps(out, ensure_ascii=False, indent=2))
     credentials_file.chmod(0o600)
     return out
+
+
+# ---------------------------------------------------------------- the banner of `make run` (development only)
+
+# Which demo person goes with which institution, and why (what `make run` prints under the credentials).
+DEMO_GUIDE = [
+    (
+        "employee",
+        "pharmacy",
+        "02121",
+        "employee insurance has a personal account: a counter sale is paid from it",
+    ),
+    (
+        "resident",
+        "hospital",
+        "01101",
+        "resident insurance has no personal account: registration and outpatient",
+    ),
+    (
+        "child",
+        "hospital",
+        "01301",
+        "a child: a guardian (e.g. 张三) binds him with a guardian proof, shows his code",
+    ),
+    ("mother", "online_pharmacy", "online_otc", "insured in Beijing like the online pharmacy; 20 yuan left"),
+]
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def guide_lines(demo: dict[str, Any]) -> list[str]:
+    """Who to use where, with the opening balances of the personal accounts (from DEMO_PERSONS)."""
+    specs = {p["key"]: p for p in DEMO_PERSONS}
+    lines = ["Who goes where (person -> institution, business type: why):"]
+    for person_key, inst_key, business, why in DEMO_GUIDE:
+        spec, person = specs[person_key], demo["persons"][person_key]
+        inst = demo["institutions"][inst_key]
+        balance = spec.get("personal_account_balance_fen")
+        money = f"opening balance {_yuan(balance)} yuan" if balance is not None else "no personal account"
+        kind = spec["insurance_type"]
+        lines.append(f"  {person['name']} ({person_key}: {kind} insurance, {money}, {person['psn_no']})")
+        lines.append(f"      -> {inst['name']} ({inst_key}), {business}: {why}")
+    return lines
+
+
+def demo_employee_session(
+    uow: UnitOfWork, demo: dict[str, Any], provider: Any, redis_client: Any, config: Any
+) -> dict[str, Any]:
+    """Activate the demo employee through the sandbox identity provider (development only) and return
+    {access_token, refresh_token, expires_in}: a ready token for the banner. The caller commits."""
+    from yibao.identity import services as identity
+
+    person = next(p for p in DEMO_PERSONS if p["key"] == "employee")
+    proof = provider.issue(id_number=person["id_number"], name=person["name"])
+    _, pair = identity.activate(
+        uow,
+        provider,
+        redis_client,
+        id_number=person["id_number"],
+        name=person["name"],
+        identity_proof=proof,
+        device_id="make-run-banner",
+        secret=config["SECRET_KEY"],
+        access_ttl=config["ACCESS_TOKEN_TTL"],
+        refresh_ttl=config["REFRESH_TOKEN_TTL"],
+    )
+    return vars(pair)

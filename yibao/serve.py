@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from yibao.config import server_settings
@@ -34,6 +35,25 @@ def without_credentials(url: str) -> str:
 def refuse(message: str) -> int:
     print(f"yibao: cannot start: {message}", file=sys.stderr, flush=True)
     return EXIT_CONFIG
+
+
+def demo_session(app: Any, demo: dict[str, Any]) -> dict[str, Any] | None:
+    """A ready token pair of the demo employee when the sandbox identity provider is on (never in
+    production), else None."""
+    if not app.config["SANDBOX_IDENTITY_ENABLED"] or app.config["YIBAO_ENV"] == "production":
+        return None
+    from yibao.db import db
+    from yibao.identity.providers import SandboxIdentityProvider
+    from yibao.redis_store import redis_ext
+    from yibao.seed import demo_employee_session
+
+    provider = app.extensions["yibao.identity"]
+    if not isinstance(provider, SandboxIdentityProvider):
+        return None
+    with app.app_context(), db.uow() as uow:
+        pair = demo_employee_session(uow, demo, provider, redis_ext.client, app.config)
+        uow.commit()
+    return pair
 
 
 def main() -> int:
@@ -69,11 +89,20 @@ def main() -> int:
     app = create_app()
     upgrade(app.config["DATABASE_URL"])
     demo = None
+    session = None
+    credentials_file = INSTANCE_DIR / "demo-credentials.json"
     if app.config["SEED_DEMO"]:  # False in production whatever YIBAO_SEED_DEMO says
         from yibao.seed import seed_demo
 
         with app.app_context(), db.uow() as uow:
-            demo = seed_demo(uow, INSTANCE_DIR / "demo-credentials.json")
+            demo = seed_demo(uow, credentials_file)
+        demo.pop("admin_token", None)  # the token of an earlier start, written below
+        session = demo_session(app, demo)
+        # `make demo` (another process) finds the generated operator token here; an operator's own
+        # token is never written. Development only: demo data is never seeded in production.
+        saved = dict(demo, admin_token=app.config["ADMIN_TOKEN"]) if generated_admin else demo
+        credentials_file.write_text(json.dumps(saved, ensure_ascii=False, indent=2))
+        credentials_file.chmod(0o600)
     db_url = app.config["DATABASE_URL"]
     redis_url = app.config["REDIS_URL"] or app.config["REDIS_CLUSTER_URL"]
     app.extensions["yibao.db"]["engine"].dispose()
@@ -89,6 +118,15 @@ def main() -> int:
     if demo is not None:
         print("Demo credentials (also in instance/demo-credentials.json; YIBAO_SEED_DEMO=0 skips them):")
         print(json.dumps(demo, ensure_ascii=False, indent=2))
+        from yibao.seed import guide_lines
+
+        print("\n".join(guide_lines(demo)))
+        if session is not None:
+            minutes = session["expires_in"] // 60
+            print(f"Access token of the demo employee ({minutes} min; sandbox activation, development only):")
+            print(f"  Authorization: Bearer {session['access_token']}")
+            print(f"  refresh token: {session['refresh_token']}")
+        print("Play the four journeys against this server in another terminal: make demo")
     print("=" * 72, flush=True)
 
     cmd = [

@@ -109,6 +109,24 @@ def test_run_command_serves_demo_and_stops_cleanly(tmp_path):
         assert {"employee", "resident"} <= set(demo["persons"])
         assert set(demo["institutions"]) == {"pharmacy", "hospital", "online_pharmacy"}
         assert (tmp_path / "instance" / "yibao.sqlite3").exists()
+
+        # The banner says who goes where and why, with balances, and gives a ready token (development).
+        assert "Who goes where" in text
+        assert re.search(r"张三 \(employee: employee insurance, opening balance 500\.00 yuan, psn_", text)
+        assert "-> 大理康民大药房 (pharmacy), 02121" in text
+        assert re.search(r"李四 \(resident: resident insurance, no personal account", text)
+        assert "-> 大理州人民医院 (hospital), 01101" in text
+        assert "make demo" in text
+        token = re.search(r"Authorization: Bearer (\S+)", text)
+        assert token, text
+        st, account = _get(f"{base}/api/v1/accounts/me", {"Authorization": f"Bearer {token.group(1)}"})
+        assert st == 200 and account["psn_no"] == demo["persons"]["employee"]["psn_no"], account
+        assert account["balance_fen"] == 50000
+        # `make demo` finds the generated operator token in the development-only credentials file.
+        creds_file = tmp_path / "instance" / "demo-credentials.json"
+        assert (creds_file.stat().st_mode & 0o777) == 0o600
+        assert json.loads(creds_file.read_text())["admin_token"] == admin.group(1)
+        assert "admin_token" not in demo  # printed once, as ADMIN_TOKEN=…
         assert len(list(tmp_path.glob("yibao-metrics-*"))) == 1
 
         # The operator token works; the Swagger page is served.
