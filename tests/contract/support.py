@@ -34,6 +34,7 @@ def app_config(database_url: str, redis_url: str) -> dict[str, Any]:
         "SANDBOX_IDENTITY_ENABLED": True,
         "JSON_LOGS": False,
         "LOG_LEVEL": "WARNING",  # the first app configures logging for the process: as tests/conftest.py
+        "EVENTS_WAIT_MAX": 1,  # long polls answer within 1 s here (the document still allows wait up to 25)
     }
 
 

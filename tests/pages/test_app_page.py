@@ -29,6 +29,9 @@ def test_activate_show_code_scan_result_within_2s(app, yb, device, shot, redis_c
     assert page.inner_text("#who-title") == "本人医保码"
     assert page.inner_text("#who-name") == p.name[0] + "*" + p.name[-1]
     assert "有效期还剩" in page.inner_text("#countdown")
+    # The insured region the registry holds (GET /persons/me), so a wrong region is caught at home.
+    page.wait_for_selector("#who-region:not([hidden])", timeout=5_000)
+    assert page.inner_text("#who-region") == "参保地 532900"
     shot(b, "app-code-320-zh")
 
     r = scan(yb, inst, code)

@@ -399,3 +399,14 @@ def test_concurrent_activations_leave_one_live_session(app, yb, rows):
     with app.extensions["yibao.db"]["engine"].connect() as conn:
         live = conn.execute(text("SELECT COUNT(*) FROM auth_sessions WHERE revoked_at IS NULL")).scalar_one()
     assert live == 1
+
+
+def test_persons_me_shows_the_caller_masked(yb, client):
+    p = yb.person(region="110105", balance=100)
+    resp = yb.as_user(p, "GET", "/persons/me")
+    assert resp.status_code == 200, resp.get_json()
+    me = resp.get_json()
+    assert me["psn_no"] == p.psn_no and me["insured_region"] == "110105"
+    assert me["name_masked"] != p.name and me["id_number_masked"] != p.id_number
+    assert p.id_number not in resp.get_data(as_text=True)
+    assert client.get("/api/v1/persons/me").status_code == 401

@@ -13,6 +13,8 @@ from yibao.auth import tokens
 from yibao.db import db
 from yibao.errors import AppError
 from yibao.redis_store import redis_ext
+from yibao.registry import services as registry
+from yibao.registry.schemas import PersonSchema
 
 from . import services
 from .providers import SandboxIdentityProvider
@@ -103,6 +105,16 @@ def refresh(args: dict) -> Any:
     if error:
         raise AppError(error)
     return vars(pair)
+
+
+@blp.route("/persons/me", methods=["GET"])
+@blp.user
+@blp.response(200, PersonSchema)
+def person_me() -> Any:
+    """Who you are, masked: what the app shows above the code (name, insured region) so that a wrong
+    insured region is caught before the counter."""
+    with db.uow(readonly=True) as uow:
+        return registry.person_by_id(uow, current_user().person_id)
 
 
 @blp.route("/sessions/current", methods=["DELETE"])

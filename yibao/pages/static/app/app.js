@@ -57,6 +57,17 @@ function deviceId() {
   return id;
 }
 
+// The masked name and insured region the registry holds: shown above the code, so a wrong region is
+// caught before the counter (real scan failure #1).
+async function loadMe() {
+  try {
+    const me = await authed("GET", "/persons/me");
+    saveSession({ ...state.session, nameMasked: me.name_masked, region: me.insured_region });
+  } catch (err) {
+    console.warn("persons/me", err && err.code);
+  }
+}
+
 function storePair(pair, extra = {}) {
   const s = { ...(state.session || {}), ...extra };
   s.access = pair.access_token;
@@ -164,6 +175,7 @@ async function activate(ev) {
     saveSession(null);
     storePair(pair, { nameMasked: maskName(name) });
     form.reset();
+    await loadMe();
     startPolling();
     show("code");
   });
