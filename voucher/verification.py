@@ -80,7 +80,7 @@ class _Decision:
     actor_person_id: int | None = None
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
     jti: str | None = None
-    violations: list[dict[str, Any]] | None = None  # SUPERVISION_BLOCKED's
+    blocked: supervision.SupervisionBlocked | None = None  # the refusal, with its violations
 
 
 def verify_voucher(
@@ -114,8 +114,8 @@ def verify_voucher(
             answer = _write_outcome(wuow, d, ctx)
             wuow.commit()
     if answer is None:
-        if d.violations is not None:
-            raise AppError("SUPERVISION_BLOCKED", violations=d.violations)
+        if d.blocked is not None:
+            raise d.blocked
         raise AppError(d.code)  # type: ignore[arg-type]
     return answer
 
@@ -247,7 +247,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
             now=now,
         )
     except supervision.SupervisionBlocked as exc:
-        d.code, d.violations = "SUPERVISION_BLOCKED", exc.violations
+        d.code, d.blocked = exc.code, exc
         return
     supervision.record_accepted_scan(
         uow, person_id=d.person.id, institution_region=ctx.institution_region, at=now
