@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from payments.models import PaymentOrder
 from supervision.models import Alert, Sale
+from tests.supervision.support import StatementCounter
 from tests.support import problem
 from yibao.db import db
 
@@ -188,6 +189,36 @@ def test_whole_refund_gives_every_unit_back(app, yb, pay, shop):
     problem(pay.create(shop, pay.order_body(pay.pay_auth(p), items=[item()])), 422, "SUPERVISION_BLOCKED")
     assert pay.refund(shop, paid["pay_order_id"]).status_code == 201
     assert buy(pay, shop, p, 3)["warnings"] == []
+
+
+def supervision_statements(app, fn) -> list[str]:
+    with app.app_context():
+        engine = db.engine
+    with StatementCounter(engine) as counter:
+        fn()
+    return [" ".join(st.split()[:3]) for st in counter.statements if "supervision_" in st]
+
+
+# With no enabled rule on the order's codes: the indexed read of rules, then the sale's one insert.
+CHEAP_PAY = ["SELECT supervision_rules.id, supervision_rules.rule_id,", "INSERT INTO supervision_sales"]
+
+
+def test_without_an_enabled_rule_pay_costs_one_select_and_the_sale_insert(app, yb, pay, shop):
+    p = yb.person(balance=10_000)
+    rid = rule(yb, code="XB02")  # another drug's rule is not even read
+    o = pay.order(shop, p, items=[item(quantity=2)])
+    seen = supervision_statements(app, lambda: pay.pay(shop, o["pay_order_id"]))
+    assert seen == [
+        "SELECT supervision_rules.id, supervision_rules.rule_id,",
+        "INSERT INTO supervision_sales",
+    ]
+    set_enabled(yb, rid, False)
+    o = pay.order(shop, p, items=[item(quantity=2, drug_code="XB02")])
+    seen = supervision_statements(app, lambda: pay.pay(shop, o["pay_order_id"]))
+    assert seen == [
+        "SELECT supervision_rules.id, supervision_rules.rule_id,",
+        "INSERT INTO supervision_sales",
+    ]
 
 
 @pytest.fixture
