@@ -95,8 +95,10 @@ def verify_voucher(
     """Verify a scanned code; commit the durable consumption, the ec_token and the audit row together.
 
     The checks read only (on SQLite in a read-only transaction of their own, so the write lock is
-    held for three inserts: yibao/sqlite_writer.py). Every attempt is audited and committed before
-    a refusal is raised.
+    held for the writes alone: yibao/sqlite_writer.py); supervision's identity rules run in the
+    write, as they lock the person's supervision row and count accepted scans (one read of the
+    enabled rules when there are none). Every attempt is audited and committed before a refusal is
+    raised.
 
     Raises:
         INSTITUTION_NOT_DESIGNATED, VOUCHER_MALFORMED, VOUCHER_SIGNATURE_INVALID, VOUCHER_EXPIRED,
