@@ -1,11 +1,12 @@
-"""Payments benchmark: `pay` on PostgreSQL+Redis under concurrent load vs the bare endpoint, and the cost
-of one payment at 10 vs 100 000 prior ledger entries in the account. `python -m bench payments`.
+"""Payments benchmark: `pay` on PostgreSQL+Redis under concurrent load vs the bare endpoint, the same load
+with 20 active fund-supervision rules on the orders' drug (target: at most 15 % slower), and the cost of
+one payment at 10 vs 100 000 prior ledger entries in the account. `python -m bench payments`.
 
 Environment knobs:
   BENCH_PAY_DURATION   seconds per load run (default 10)
   BENCH_PAY_CLIENTS    concurrent client processes (default 8)
   BENCH_PAY_WORKERS    gunicorn workers (default 4)
-  BENCH_PAY_ORDERS     orders prepared for the load run (default 40000)
+  BENCH_PAY_ORDERS     orders prepared for each load run (default 40000; two runs: no rules, 20 rules)
   BENCH_PAY_PRIOR      prior entries of the "big" account (default 100000)
 """
 
@@ -30,6 +31,8 @@ ORDERS = int(os.environ.get("BENCH_PAY_ORDERS", 40000))
 PRIOR = int(os.environ.get("BENCH_PAY_PRIOR", 100_000))
 PAYERS = 200  # payments spread over many accounts, as in real traffic (one account serializes on its row)
 PROBE = 400  # sequential payments per account in the prior-entries measurement
+RULES = 20  # active supervision rules in the second load run, all on the orders' drug, never broken
+RULES_TARGET = 0.15  # pay with RULES rules may be at most this much slower (p50) than with none
 PG_LOCK = "/tmp/yibao-pg.lock"  # noqa: S108 - the shared lock every helper takes for the machine PostgreSQL
 
 
@@ -127,9 +130,9 @@ def prepare(srv: Server) -> dict[str, Any]:
                     .values(sealed=True)
                 )
             uow.commit()
-        plan = [("load", payers[i % PAYERS]) for i in range(ORDERS)]
+        plan = [(kind, payers[i % PAYERS]) for kind in ("load", "rules") for i in range(ORDERS)]
         plan += [("small", small)] * PROBE + [("big", big)] * PROBE
-        ids: dict[str, list[str]] = {"load": [], "small": [], "big": []}
+        ids: dict[str, list[str]] = {"load": [], "rules": [], "small": [], "big": []}
         now = utcnow()
         with db.uow() as uow:
             for start in range(0, len(plan), 5000):
@@ -198,6 +201,25 @@ def prepare(srv: Server) -> dict[str, Any]:
     return {"key_id": creds.key_id, "secret": creds.secret, **ids}
 
 
+def add_rules(srv: Server, n: int) -> None:
+    """n enabled rules on XA01 (the orders' drug) that no order breaks: every pay then evaluates them
+    all (the person's lock and one range read of their XA01 sales)."""
+    from supervision import rules
+    from yibao.db import db
+
+    app = _setup_app(srv)
+    with app.app_context(), db.uow() as uow:
+        for i in range(n):
+            if i % 2:
+                kind, params = "repeat_purchase", {"window_days": 1 + i, "max_institutions": 1000}
+            else:
+                kind, params = "quantity_limit", {"window_days": 1 + i, "max_quantity": 10**6}
+            params["drug_code"] = "XA01"
+            rules.create_rule(uow, kind=kind, params=params, action="block", operator="bench")
+        uow.commit()
+    app.extensions["yibao.db"]["engine"].dispose()
+
+
 def main() -> None:
     results: dict[str, Any] = {}
     with pg_lock(), Server(postgres=True, workers=WORKERS) as srv:
@@ -215,6 +237,20 @@ def main() -> None:
         print(f"p99 {stats.p99:.2f} ms vs 10x bare p99 {10 * base.p99:.2f} ms: {verdict}", flush=True)
         results["bare"] = base.as_dict()
         results["p99_target_met"] = p99_ok
+        add_rules(srv, RULES)
+        args = {"orders": data["rules"], "clients": CLIENTS, **creds}
+        ruled = load(srv.url, "bench.payments:pay_requests", clients=CLIENTS, duration=DURATION, args=args)
+        results["pay_rules"] = report(f"POST …/pay, {RULES} supervision rules", ruled, base)
+        slower = ruled.p50 / stats.p50 - 1 if stats.p50 else float("nan")
+        rules_ok = slower <= RULES_TARGET
+        print(
+            f"pay with {RULES} active rules vs none: p50 {ruled.p50:.2f} vs {stats.p50:.2f} ms "
+            f"({slower:+.1%}), {ruled.rps:.1f} vs {stats.rps:.1f} req/s: "
+            f"{'MEETS' if rules_ok else 'MISSES'} the {RULES_TARGET:.0%} target",
+            flush=True,
+        )
+        results["rules_slowdown_p50"] = round(slower, 3)
+        results["rules_target_met"] = rules_ok
         for label in ("small", "big"):
             a = {"orders": data[label], "clients": 1, **creds}
             s = load(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
@@ -56,6 +57,14 @@ def trace_key(code: str) -> str:
     if key is None:
         raise AppError("TRACE_CODE_MALFORMED")
     return key
+
+
+@dataclass(frozen=True)
+class CheckedOrder:
+    """An order placed or paid, with the supervision warn rules it broke ([{rule_id, kind, evidence}])."""
+
+    order: PaymentOrder
+    warnings: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def create_order(
     items: Sequence[ItemIn],
     delivery_fee_fen: int,
     account_only: bool,
-) -> PaymentOrder:
+) -> CheckedOrder:
     """Validate and place an order; the split it returns is a quote, fixed when `pay` runs.
 
     Online purchase (online_otc) covers OTC drugs only. A payer without a personal account (resident
@@ -124,7 +133,7 @@ def create_order(
     Raises: TRACE_CODE_COUNT_MISMATCH, TRACE_CODE_MALFORMED, TRACE_CODE_DUPLICATE, AMOUNT_TOO_LARGE,
     PAY_AUTH_INVALID, PAY_AUTH_ALREADY_USED, INSTITUTION_NOT_DESIGNATED, BUSINESS_TYPE_NOT_PAYABLE,
     EC_TOKEN_INVALID, ITEM_NOT_ELIGIBLE, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
-    TRACE_CODE_ALREADY_SETTLED, INSUFFICIENT_BALANCE, MERCHANT_ORDER_EXISTS.
+    TRACE_CODE_ALREADY_SETTLED, INSUFFICIENT_BALANCE, SUPERVISION_BLOCKED, MERCHANT_ORDER_EXISTS.
     """
     now = utcnow()
     inst = uow.session.get(Institution, institution_id)
@@ -151,8 +160,19 @@ def create_order(
     )
     if account_only and split.cash_fen > delivery_fee_fen:
         raise AppError("INSUFFICIENT_BALANCE")
+    pay_order_id = "po_" + secrets.token_urlsafe(18)
+    # Fund supervision counts the units bought for the insured person (the payer), not the holders.
+    verdict = supervision.check_order(
+        uow,
+        person_id=payer.id,
+        institution_id=inst.id,
+        lines=[(it.drug_code, it.quantity) for it in items],
+        stage="create",
+        order_ref=pay_order_id,
+        now=now,
+    )
     order = PaymentOrder(
-        pay_order_id="po_" + secrets.token_urlsafe(18),
+        pay_order_id=pay_order_id,
         institution_id=inst.id,
         payer_person_id=payer.id,
         actor_person_id=grant.actor_person_id,
@@ -189,7 +209,7 @@ def create_order(
         for i, it in enumerate(items)
     )
     uow.session.flush()
-    return order
+    return CheckedOrder(order, verdict.warnings)
 
 
 def order_for_institution(uow: UnitOfWork, pay_order_id: str, institution_id: int) -> PaymentOrder:
@@ -223,6 +243,11 @@ def order_view(order: PaymentOrder) -> dict[str, Any]:
         "created_at": order.created_at,
         "paid_at": order.paid_at,
     }
+
+
+def checked_view(checked: CheckedOrder) -> dict[str, Any]:
+    """The answer of POST /payment-orders and of pay (schemas.CheckedOrderOut): the order and its warnings."""
+    return {**order_view(checked.order), "warnings": checked.warnings}
 
 
 def cancel_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> PaymentOrder:

@@ -31,7 +31,15 @@ def _order_for_pay_stmt() -> Any:
     )
     cash = select(Account.id).where(Account.system_name == ledger.CASH).scalar_subquery()
     return (
-        select(PaymentOrder, OrderItem.trace_codes, has_endpoint, clearing, cash)
+        select(
+            PaymentOrder,
+            OrderItem.trace_codes,
+            has_endpoint,
+            clearing,
+            cash,
+            OrderItem.drug_code,
+            OrderItem.quantity,
+        )
         .outerjoin(OrderItem, OrderItem.order_id == PaymentOrder.id)
         .where(PaymentOrder.pay_order_id == bindparam("pay_order_id"))
         .order_by(OrderItem.line_no)
@@ -54,7 +62,8 @@ _SETTLE_CODES = {
 def order_for_pay_rows(uow: UnitOfWork, pay_order_id: str) -> Sequence[Row]:
     """One round trip: the order (locked: FOR UPDATE OF payment_orders) joined with its items'
     traceability codes in line order, whether its institution has a webhook endpoint, and the
-    clearing and cash account ids. One row per item: (order, trace_codes, has_endpoint, clearing, cash)."""
+    clearing and cash account ids. One row per item: (order, trace_codes, has_endpoint, clearing, cash,
+    drug_code, quantity)."""
     return uow.session.execute(_ORDER_FOR_PAY, {"pay_order_id": pay_order_id}).all()
 
 

@@ -1,5 +1,6 @@
 """Refunds: all or part of a paid order back to the sources that paid it (mutual-aid holders in
-reverse charge order, then the own account, cash last), and the release of traceability codes."""
+reverse charge order, then the own account, cash last), and the release of traceability codes (and of
+the units fund supervision counted: the same boxes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 
@@ -79,6 +81,13 @@ def refund_order(
         uow, kind="refund", legs=legs, order_id=order.id, refund_id=refund.id, personal_ids=personal, at=now
     )
     final = order.refunded_fen + amount == order.total_fen
+    # Supervision gets back the units the refund releases, as for traceability codes: all on the final
+    # refund, the boxes of the released codes otherwise.
+    supervision.record_refund(
+        uow,
+        order_ref=order.pay_order_id,
+        lines_released=None if final else _units_of_codes(uow, order, release),
+    )
     orders.transition(order, "refunded" if final else "partially_refunded")
     order.refunded_fen += amount
     order.account_refunded_fen += rs.account_fen
@@ -161,6 +170,15 @@ def _charge_order(uow: UnitOfWork, order: PaymentOrder) -> list[int]:
         .order_by(Entry.id)
     ).all()
     return list(dict.fromkeys(rows))
+
+
+def _units_of_codes(uow: UnitOfWork, order: PaymentOrder, keys: Sequence[str]) -> list[tuple[str, int]]:
+    """The boxes of these settlement keys as (drug_code, 1) lines (no statement when there are none)."""
+    if not keys:
+        return []
+    items = uow.session.scalars(select(OrderItem).where(OrderItem.order_id == order.id)).all()
+    code_of = {orders.trace_key(code): it.drug_code for it in items for code in (it.trace_codes or ())}
+    return [(code_of[k], 1) for k in keys]
 
 
 def _unit_price_by_key(uow: UnitOfWork, order: PaymentOrder) -> dict[str, int]:

@@ -15,6 +15,7 @@ from .schemas import (
     PAY_ORDER_ID_PATTERN,
     AccountOut,
     AccountQuery,
+    CheckedOrderOut,
     ContributionIn,
     ContributionOut,
     EntriesOut,
@@ -121,7 +122,7 @@ def _items(args: dict) -> list[orders.ItemIn]:
 @blp.institution
 @idempotent()
 @blp.arguments(OrderIn)
-@blp.response(201, OrderOut)
+@blp.response(201, CheckedOrderOut)
 @blp.problems(
     "TRACE_CODE_COUNT_MISMATCH",
     "TRACE_CODE_MALFORMED",
@@ -136,11 +137,12 @@ def _items(args: dict) -> list[orders.ItemIn]:
     *ACTING,
     "TRACE_CODE_ALREADY_SETTLED",
     "INSUFFICIENT_BALANCE",
+    "SUPERVISION_BLOCKED",
     "MERCHANT_ORDER_EXISTS",
 )
 def create_order(args: dict) -> dict:
     """Place a payment order from a pay_auth_no (online OTC or counter) or a counter ec_token."""
-    order = orders.create_order(
+    checked = orders.create_order(
         request_uow(),
         institution_id=current_institution().id,
         pay_auth_no=args["pay_auth_no"],
@@ -150,27 +152,28 @@ def create_order(args: dict) -> dict:
         delivery_fee_fen=args["delivery_fee_fen"],
         account_only=args["account_only"],
     )
-    return orders.order_view(order)
+    return orders.checked_view(checked)
 
 
 @blp.route("/payment-orders/<pay_order_id>/pay", methods=["POST"], parameters=ORDER_ID)
 @blp.institution
 @idempotent()
-@blp.response(200, OrderOut)
+@blp.response(200, CheckedOrderOut)
 @blp.problems(
     "ORDER_NOT_FOUND",
     "ORDER_STATE_CONFLICT",
     "ORDER_EXPIRED",
     *ACTING,
+    "SUPERVISION_BLOCKED",
     "INSUFFICIENT_BALANCE",
     "TRACE_CODE_ALREADY_SETTLED",
 )
 def pay(pay_order_id: str) -> dict:
     """Settle the order: account debit, traceability codes, ledger and status in one transaction."""
-    order = settlement.pay_order(
+    checked = settlement.pay_order(
         request_uow(), pay_order_id=pay_order_id, institution_id=current_institution().id
     )
-    return orders.order_view(order)
+    return orders.checked_view(checked)
 
 
 @blp.route("/payment-orders/<pay_order_id>/cancel", methods=["POST"], parameters=ORDER_ID)

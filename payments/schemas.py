@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from supervision.schemas import SupervisionFindingOut
 from yibao.api import Schema
 from yibao.db import MAX_ID
 from yibao.errors import register_field_messages
@@ -208,6 +209,19 @@ class OrderOut(Schema):
     refunded_fen = _fen()
     created_at = UtcDateTime(required=True)
     paid_at = UtcDateTime(required=True, allow_none=True)
+
+
+class CheckedOrderOut(OrderOut):
+    """The answer of placing and of paying an order: the order and the supervision warnings."""
+
+    warnings = fields.List(
+        fields.Nested(SupervisionFindingOut),
+        required=True,
+        metadata={
+            "description": "Fund-supervision warn rules this order breaks (allowed, recorded as alerts); "
+            "empty when none. A block rule answers 422 SUPERVISION_BLOCKED with `violations` instead."
+        },
+    )
 
 
 class OrderItemOut(Schema):

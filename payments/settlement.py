@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
+from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
@@ -20,32 +21,35 @@ from .models import PaymentGrant, PaymentOrder
 
 def _order_for_pay(
     uow: UnitOfWork, pay_order_id: str, institution_id: int
-) -> tuple[PaymentOrder, list[str], bool, int | None, int | None]:
+) -> tuple[PaymentOrder, list[str], bool, int | None, int | None, list[tuple[str, int]]]:
     """Lock the order and, in the same round trip, read what pay needs besides it.
 
     (order, settlement keys of its items in line order, webhook endpoint exists, clearing account
-    id, cash account id). Only the order row is locked (FOR UPDATE OF payment_orders): the item rows
-    never change after placement, the endpoint flag is a read like webhooks.enqueue's, and the
-    clearing and cash accounts have no balance column to protect.
+    id, cash account id, its lines as (drug_code, quantity) for supervision). Only the order row is
+    locked (FOR UPDATE OF payment_orders): the item rows never change after placement, the endpoint
+    flag is a read like webhooks.enqueue's, and the clearing and cash accounts have no balance column
+    to protect.
     """
     rows = queries.order_for_pay_rows(uow, pay_order_id)
     if not rows or rows[0][0].institution_id != institution_id:
         raise AppError("ORDER_NOT_FOUND")
-    order, _, endpoint, clearing_id, cash_id = rows[0]
+    order, _, endpoint, clearing_id, cash_id, *_ = rows[0]
     keys = [orders.trace_key(c) for row in rows for c in (row[1] or ())]
-    return order, keys, bool(endpoint), clearing_id, cash_id
+    lines = [(row.drug_code, row.quantity) for row in rows]
+    return order, keys, bool(endpoint), clearing_id, cash_id, lines
 
 
-def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> PaymentOrder:
+def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> orders.CheckedOrder:
     """Settle atomically: debit the accounts, settle traceability codes, post the ledger, mark paid.
 
     With account_only, a drug amount the accounts cannot cover is refused instead of paid in cash.
 
     Raises: ORDER_NOT_FOUND, ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED,
-    BINDING_NOT_ACTIVE, INSUFFICIENT_BALANCE, TRACE_CODE_ALREADY_SETTLED, TRACE_CODE_MALFORMED.
+    BINDING_NOT_ACTIVE, SUPERVISION_BLOCKED, INSUFFICIENT_BALANCE, TRACE_CODE_ALREADY_SETTLED,
+    TRACE_CODE_MALFORMED.
     """
     now = utcnow()
-    order, keys, has_endpoint, clearing, cash = _order_for_pay(uow, pay_order_id, institution_id)
+    order, keys, has_endpoint, clearing, cash, lines = _order_for_pay(uow, pay_order_id, institution_id)
     # No autoflush: the status change would otherwise be written by the next SELECT and the amounts
     # by a second UPDATE; one explicit UPDATE at the end writes the order once.
     with uow.session.no_autoflush:
@@ -66,6 +70,21 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> Pay
         holder_pids = payers.holder_person_ids(uow, order.payer_person_id)
         # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
         locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
+        # Supervision again (a rule may have changed since the order), under the person's supervision
+        # lock; the sale is counted in the payment's transaction.
+        person = order.payer_person_id
+        verdict = supervision.check_order(
+            uow,
+            person_id=person,
+            institution_id=institution_id,
+            lines=lines,
+            stage="pay",
+            order_ref=pay_order_id,
+            now=now,
+        )
+        supervision.record_sale(
+            uow, person_id=person, institution_id=institution_id, lines=lines, order_ref=pay_order_id, at=now
+        )
         own = locked.get(order.payer_person_id)
         holders = [locked[pid] for pid in holder_pids if pid in locked]
         split = money.split_payment(
@@ -116,7 +135,7 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> Pay
         has_endpoint=has_endpoint,
     )
     faults.hit("pay.before_commit")
-    return order
+    return orders.CheckedOrder(order, verdict.warnings)
 
 
 def settle_codes(uow: UnitOfWork, keys: Sequence[str], order_id: int, now: datetime) -> None:

@@ -20,7 +20,9 @@ two places in this module, and that owner commits it once, after the view return
      work and commits once: the effects and the stored answer commit together or not at all. A
      crash before that commit leaves no effect and an in-progress claim, retryable after its lease.
   5. on a refusal (AppError or HTTP error), rolls the effects back and, in the same unit of work,
-     stores a 4xx answer for replay, or releases the claim for a 5xx so a retry runs again. An
+     stores a 4xx answer for replay, or releases the claim for a 5xx so a retry runs again. A
+     SUPERVISION_BLOCKED refusal's alerts (rolled back with the effects) are recorded there too, so
+     they commit with the stored refusal; a new key is checked afresh (against the rules of then). An
      unexpected exception (a view that commits on its own included) rolls back, releases the claim
      and propagates (500). A claim taken over meanwhile cannot complete: the effects roll back and
      the answer is IDEMPOTENCY_KEY_IN_USE.
@@ -45,6 +47,7 @@ from typing import Any
 from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from supervision import checks as supervision
 from yibao import errors
 from yibao.api import Blueprint, current_institution
 from yibao.db import UnitOfWork, db
@@ -121,17 +124,25 @@ def _claim() -> idempotency.Claim | idempotency.Stored:
     return outcome
 
 
-def _refused(uow: UnitOfWork, claim: idempotency.Claim | None, resp: Response) -> Response:
-    """The effects are rolled back; store a 4xx refusal for replay, or forget the claim on a 5xx."""
+def _refused(
+    uow: UnitOfWork, claim: idempotency.Claim | None, resp: Response, exc: Exception | None = None
+) -> Response:
+    """The effects are rolled back; store a 4xx refusal for replay, or forget the claim on a 5xx.
+
+    A supervision block's alerts are the one thing a refusal keeps: they are recorded again here.
+    """
     uow.rollback()
+    if isinstance(exc, supervision.SupervisionBlocked):
+        supervision.record_blocked(uow, exc)
     if claim is not None:
         if resp.status_code >= 500:
             idempotency.release(uow, claim)
         else:
             try:
                 idempotency.complete(uow, claim, resp.status_code, resp.get_data(as_text=True))
-            except AppError:
-                return resp  # taken over after our lease ran out: the new owner decides
+            except AppError:  # taken over after our lease ran out: the new owner decides the answer
+                uow.commit()  # (the alerts recorded above still count)
+                return resp
     uow.commit()
     return resp
 
@@ -160,7 +171,7 @@ def _run(view: Callable, claim: idempotency.Claim | None, args: Any, kwargs: Any
             uow.commit()
             return resp
         except (AppError, HTTPException) as exc:
-            return _refused(uow, claim, _error_response(exc))
+            return _refused(uow, claim, _error_response(exc), exc)
         except BaseException:
             uow.rollback()
             _release(claim)

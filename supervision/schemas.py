@@ -201,3 +201,14 @@ class SupervisionMyAlertQuery(Schema):
 class SupervisionMyAlertPage(Schema):
     items = fields.List(fields.Nested(SupervisionMyAlertOut))
     next_cursor = fields.Integer(allow_none=True)
+
+
+class SupervisionFindingOut(Schema):
+    """A rule an order or scan broke, as the counter sees it: in `warnings` (warn) or `violations`
+    (block, 422 SUPERVISION_BLOCKED)."""
+
+    rule_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    evidence = fields.Dict(
+        required=True, metadata={"description": "What was counted and the window (masked)."}
+    )

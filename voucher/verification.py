@@ -3,7 +3,9 @@ in a durable row, the decision, and the write of the outcome with its audit row.
 
 The order is the README's table "Verification order and codes"; the first failing rule answers.
 A code is consumed by its first attempt that gets past the revocation check, even when a later rule
-refuses it (as with payment codes): the user refreshes.
+refuses it (as with payment codes): the user refreshes. Fund supervision's identity rules come last,
+in the write (they lock the person's supervision row and count accepted scans): a block is
+SUPERVISION_BLOCKED, audited like any refusal, its alerts committed with the audit row.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from family_accounts import acting as family
+from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.redis_store import guard
@@ -41,6 +44,7 @@ VERIFY_CODES = (
     "PERSON_SUSPENDED",
     "REGION_NOT_COVERED",
     "SCOPE_NOT_ALLOWED",
+    "SUPERVISION_BLOCKED",
 )
 
 
@@ -76,6 +80,7 @@ class _Decision:
     actor_person_id: int | None = None
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
     jti: str | None = None
+    blocked: supervision.SupervisionBlocked | None = None  # the refusal, with its violations
 
 
 def verify_voucher(
@@ -90,13 +95,16 @@ def verify_voucher(
     """Verify a scanned code; commit the durable consumption, the ec_token and the audit row together.
 
     The checks read only (on SQLite in a read-only transaction of their own, so the write lock is
-    held for three inserts: yibao/sqlite_writer.py). Every attempt is audited and committed before
-    a refusal is raised.
+    held for the writes alone: yibao/sqlite_writer.py); supervision's identity rules run in the
+    write, as they lock the person's supervision row and count accepted scans (one read of the
+    enabled rules when there are none). Every attempt is audited and committed before a refusal is
+    raised.
 
     Raises:
         INSTITUTION_NOT_DESIGNATED, VOUCHER_MALFORMED, VOUCHER_SIGNATURE_INVALID, VOUCHER_EXPIRED,
         VOUCHER_REVOKED, VOUCHER_ALREADY_USED, PERSON_SUSPENDED, REGION_NOT_COVERED,
-        SCOPE_NOT_ALLOWED: as AppError, in the order of `decide`.
+        SCOPE_NOT_ALLOWED: as AppError, in the order of `decide`; then SUPERVISION_BLOCKED (with
+        `violations`) from the identity rules, checked in the write.
         RedisUnavailable (answered REPLAY_STORE_UNAVAILABLE): the replay store is down; nothing is
             written and the code is not consumed.
     """
@@ -108,6 +116,8 @@ def verify_voucher(
             answer = _write_outcome(wuow, d, ctx)
             wuow.commit()
     if answer is None:
+        if d.blocked is not None:
+            raise d.blocked
         raise AppError(d.code)  # type: ignore[arg-type]
     return answer
 
@@ -189,6 +199,8 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
     caller). Returns the answer when accepted; else d.code says why."""
     if d.consumed is not None and not _record_use(uow, *d.consumed):
         d.code = "VOUCHER_ALREADY_USED"  # Redis forgot, the database did not
+    if d.code is None and d.person is not None:
+        _supervise(uow, d, ctx)
     answer = None
     if d.code is None and d.person is not None:
         ec, ec_exp = ec_tokens.issue_ec_token(
@@ -218,6 +230,30 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
         },
     )
     return answer
+
+
+def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
+    """The identity rules on a scan about to be accepted (the code is already spent): count it when
+    allowed; on a block set SUPERVISION_BLOCKED. The check wrote its alerts into this unit of work,
+    which commits them with the refusal's audit row (nothing is rolled back here)."""
+    assert d.person is not None and d.consumed is not None
+    sub, jti, _ = d.consumed
+    now = utcnow()
+    try:
+        supervision.check_scan(
+            uow,
+            person_id=d.person.id,
+            institution_id=ctx.institution_id,
+            institution_region=ctx.institution_region,
+            scan_ref=f"vc_{sub}.{jti}",
+            now=now,
+        )
+    except supervision.SupervisionBlocked as exc:
+        d.code, d.blocked = exc.code, exc
+        return
+    supervision.record_accepted_scan(
+        uow, person_id=d.person.id, institution_region=ctx.institution_region, at=now
+    )
 
 
 def _person_view(person: Person) -> dict[str, Any]:

@@ -87,13 +87,13 @@ class Money:
                 items=items,
                 delivery_fee_fen=delivery_fee_fen,
                 account_only=account_only,
-            )
+            ).order
             uow.commit()
             return order
 
     def pay(self, order: PaymentOrder) -> PaymentOrder:
         with db.uow() as uow:
-            paid = settlement.pay_order(uow, pay_order_id=order.pay_order_id, institution_id=self.shop)
+            paid = settlement.pay_order(uow, pay_order_id=order.pay_order_id, institution_id=self.shop).order
             uow.commit()
             return paid
 
