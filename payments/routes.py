@@ -8,6 +8,8 @@ from flask import request
 from yibao import api as yb_api
 from yibao.api import Blueprint, current_institution, current_user
 from yibao.db import db, utcnow
+from yibao.events import stream as events
+from yibao.redis_store import redis_ext
 from yibao.registry import services as registry
 
 from . import accounts, grants, order_reads, orders, payers, refunds, settlement, statements, webhooks
@@ -33,7 +35,7 @@ from .schemas import (
     WebhookIn,
     WebhookOut,
 )
-from .web import idempotent, request_uow, write_uow
+from .web import after_commit, idempotent, request_uow, write_uow
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Personal-account payments")
 
@@ -173,7 +175,18 @@ def pay(pay_order_id: str) -> dict:
     checked = settlement.pay_order(
         request_uow(), pay_order_id=pay_order_id, institution_id=current_institution().id
     )
-    return orders.checked_view(checked)
+    view = orders.checked_view(checked)
+    order = checked.order
+    after_commit(lambda: _publish_payment(view, order.payer_person_id, order.actor_person_id))
+    return view
+
+
+def _publish_payment(view: dict, person_id: int, actor_person_id: int | None) -> None:
+    """After pay's commit: the payer's page (and the relative's who paid for them) shows the split."""
+    keys = ("pay_order_id", "status", "total_fen", "account_pay_fen", "mutual_aid_pay_fen", "cash_pay_fen")
+    payload = {k: view[k] for k in keys}
+    for pid in {person_id, actor_person_id} - {None}:
+        events.publish(redis_ext.client, pid, "payment", payload)  # never raises
 
 
 @blp.route("/payment-orders/<pay_order_id>/cancel", methods=["POST"], parameters=ORDER_ID)

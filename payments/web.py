@@ -39,6 +39,7 @@ Reads use `db.uow(readonly=True)` and never commit.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
@@ -57,6 +58,7 @@ from . import idempotency
 
 REPLAY_HEADER = "Idempotent-Replayed"
 # What idempotency.check_key accepts: 1..255 visible ASCII characters.
+log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"
 
 
@@ -74,6 +76,20 @@ class RequestWork(UnitOfWork):
         raise ViewCommitRefused(
             "the request's unit of work is committed by @idempotent or write_uow(), not by views"
         )
+
+
+def after_commit(fn: Callable[[], None]) -> None:
+    """Run `fn` once the request's unit of work has committed (never if it rolls back): for effects
+    outside the database that must not announce what did not happen (the payer's page, yibao.events)."""
+    g.setdefault("yb_after_commit", []).append(fn)
+
+
+def _run_after_commit() -> None:
+    for fn in g.pop("yb_after_commit", []):
+        try:
+            fn()
+        except Exception:  # the commit stands; a notification is best effort
+            log.exception("after-commit callback failed")
 
 
 def request_uow() -> RequestWork:
@@ -169,6 +185,7 @@ def _run(view: Callable, claim: idempotency.Claim | None, args: Any, kwargs: Any
             if claim is not None:
                 idempotency.complete(uow, claim, resp.status_code, resp.get_data(as_text=True))
             uow.commit()
+            _run_after_commit()
             return resp
         except (AppError, HTTPException) as exc:
             return _refused(uow, claim, _error_response(exc), exc)
@@ -178,6 +195,7 @@ def _run(view: Callable, claim: idempotency.Claim | None, args: Any, kwargs: Any
             raise
         finally:
             g.pop("yb_request_uow", None)
+            g.pop("yb_after_commit", None)
 
 
 def idempotent(*, required: bool = True) -> Callable:

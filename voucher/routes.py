@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Request, current_app
@@ -10,6 +11,7 @@ from webargs.flaskparser import FlaskParser
 
 from yibao.api import Blueprint, current_institution, current_user
 from yibao.db import db
+from yibao.events import stream as events
 from yibao.redis_store import redis_ext
 
 from . import issuance, subjects, verification
@@ -120,7 +122,26 @@ def verify(args: dict) -> Any:
         institution_id=inst.id, institution_region=inst.region, institution_services=inst.services, **args
     )
     # The service commits: its reads and its short write transaction are separate (see its docstring).
-    return verification.verify_voucher(_uow_factory, redis_ext.client, keyring(), ctx, qr_content)
+    return verification.verify_voucher(
+        _uow_factory, redis_ext.client, keyring(), ctx, qr_content, notify=_scan_notifier(inst, ctx)
+    )
+
+
+def _scan_notifier(inst: Any, ctx: verification.ScanContext) -> Any:
+    """Tell the open page of the code's owner (and of the relative who showed it) how the scan went."""
+
+    def notify(notice: verification.ScanNotice) -> None:
+        payload = {
+            "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "institution": inst.name,
+            "business_type": ctx.business_type,
+            "result": "accepted" if notice.code is None else "refused",
+            "code": notice.code,
+        }
+        for pid in {notice.person_id, notice.actor_person_id} - {None}:
+            events.publish(redis_ext.client, pid, "scan", payload)  # never raises
+
+    return notify
 
 
 @jwks_blp.route("/.well-known/jwks.json", methods=["GET"])

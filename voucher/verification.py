@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,16 @@ class Verification:
     person: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ScanNotice:
+    """What the scanned person's page is told after the commit (yibao.events): whose code, who
+    showed it, and the refusal code (None when accepted)."""
+
+    person_id: int
+    actor_person_id: int | None
+    code: str | None
+
+
 @dataclass
 class _Decision:
     code: str | None = None
@@ -91,6 +102,7 @@ def verify_voucher(
     qr_content: Any,
     *,
     now: float | None = None,
+    notify: Callable[[ScanNotice], None] | None = None,
 ) -> Verification:
     """Verify a scanned code; commit the durable consumption, the ec_token and the audit row together.
 
@@ -115,6 +127,9 @@ def verify_voucher(
         with rw.writing() as wuow:
             answer = _write_outcome(wuow, d, ctx)
             wuow.commit()
+    if notify is not None and d.person_id is not None:  # after the commit: the person's open page
+        refusal = None if answer is not None else (d.code or "SUPERVISION_BLOCKED")
+        notify(ScanNotice(d.person_id, d.actor_person_id, refusal))
     if answer is None:
         if d.blocked is not None:
             raise d.blocked

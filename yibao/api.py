@@ -69,6 +69,15 @@ PROBLEM_SCHEMA = {
             "type": "object",
             "description": "VALIDATION_FAILED only: field name → messages (nested for nested fields).",
         },
+        "violations": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "SUPERVISION_BLOCKED only: [{rule_id, kind, evidence}].",
+        },
+        "reason": {
+            "type": "string",
+            "description": "INSTITUTION_AUTH_FAILED, INSTITUTION_DISABLED: why the signature was refused.",
+        },
     },
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -43,6 +43,7 @@ class CurrentInstitution:
     kind: str
     region: str
     services: tuple[str, ...]
+    name: str = ""
 
     def designated_for(self, service: str) -> bool:
         return service in self.services
@@ -124,4 +125,6 @@ def authenticate(
         fresh = redis_client.set(f"yb:nonce:{{{inst.key_id}}}:{nonce}", "1", nx=True, ex=NONCE_TTL)
     if not fresh:
         raise fail("NONCE_REUSED")
-    return CurrentInstitution(inst.id, inst.org_id, inst.kind, inst.region, tuple(inst.services or ()))
+    return CurrentInstitution(
+        inst.id, inst.org_id, inst.kind, inst.region, tuple(inst.services or ()), inst.name
+    )
