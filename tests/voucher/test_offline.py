@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import select
 
 from tests.support import problem
 from voucher import qr as qr_mod
 from voucher.models import OfflineCredential, UsageRecord, VoucherUse
+from yibao.auth.models import AuthSession
 from yibao.db import db
 from yibao_client import offline
 
@@ -395,3 +397,29 @@ def test_issued_codes_render_at_qr_version_4_or_less_level_m(yb):
         assert qr_mod.version_for(code) <= 4, (code, qr_mod.version_for(code))
         assert qr_mod.png(code).startswith(b"\x89PNG") and len(qr_mod.matrix(code)) <= 4 * 4 + 17
     assert qr_mod.version_for(_code(cred)) == 3
+
+
+def test_a_creation_that_loses_the_race_ends_the_winner_and_inserts_again(app, yb, vd, monkeypatch):
+    """Between ending the device's credential and inserting the new one, another creation for the
+    same device lands: the unique partial index refuses the insert, the retry ends it and wins."""
+    from voucher import credentials
+
+    p, inst = yb.person(), yb.institution()
+    real_end, calls = credentials.end_where, []
+
+    def end_then_compete(uow, reason, *criteria):
+        n = real_end(uow, reason, *criteria)
+        if not calls:
+            calls.append(reason)
+            sess = uow.session
+            pid = sess.scalar(select(AuthSession.person_id).where(AuthSession.device_id == p.device_id))
+            sess.add(OfflineCredential(id="COMPETITOR", person_id=pid, device_id=p.device_id, secret_enc="x"))
+            sess.flush()
+        return n
+
+    monkeypatch.setattr(credentials, "end_where", end_then_compete)
+    cred = new_credential(yb, p)
+    monkeypatch.undo()
+    assert vd.scan(inst, _code(cred)).status_code == 200
+    with app.app_context(), db.uow(readonly=True) as uow:
+        assert uow.session.get(OfflineCredential, "COMPETITOR").ended_reason == "replaced"
