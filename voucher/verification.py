@@ -3,7 +3,8 @@ in a durable row, the decision, and the write of the outcome with its audit row.
 
 The order is the README's table "Verification order and codes"; the first failing rule answers.
 A code is consumed by its first attempt that gets past the revocation check, even when a later rule
-refuses it (as with payment codes): the user refreshes.
+refuses it (as with payment codes): the user refreshes. Offline YO1 codes (voucher/offline.py) take
+their own checks up to single use (shape, credential, MAC, step window), then the same path.
 """
 
 from __future__ import annotations

@@ -39,6 +39,12 @@ def test_js_generator_reproduces_the_vectors(browser):
         [list(v[:4]) for v in VECTORS],
     )
     assert got == [v[4] for v in VECTORS]
+    with_keys = browser.page.evaluate(
+        """async (vectors) => Promise.all(vectors.map(async ([secret, cid, at, seq]) =>
+               YO1.code(cid, await YO1.importKey(secret), {at, seq})))""",
+        [list(v[:4]) for v in VECTORS],
+    )
+    assert with_keys == got
     assert browser.blocked == [] and browser.console_errors == []
 
 

@@ -1,6 +1,8 @@
 /* YO1 offline codes (docs/voucher.md, "Offline codes"): what the phone computes with no network.
  *
  *   const code = await YO1.code(credentialId, secret, {at: Date.now() / 1000, seq: 0});
+ *   const key = await YO1.importKey(secret);   // non-extractable: keep it in IndexedDB, drop the text
+ *   const code2 = await YO1.code(credentialId, key, {seq: 1});
  *
  * step = floor(unix time / 30); seq = 0..15 (a new code within the same step: each code is single
  * use); mac = upper-case base32 without padding of the first 10 bytes of HMAC-SHA256(key, UTF-8
@@ -45,23 +47,29 @@
     return Math.floor(unixSeconds / PERIOD_S);
   }
 
-  async function make(credentialId, secret, step, seq) {
+  /* A non-extractable HMAC key from the secret: a page can store it (IndexedDB) without the text. */
+  function importKey(secret) {
+    return root.crypto.subtle.importKey(
+      "raw", base32Decode(secret), {name: "HMAC", hash: "SHA-256"}, false, ["sign"]);
+  }
+
+  /* secretOrKey: the 52-character secret, or a CryptoKey from importKey. */
+  async function make(credentialId, secretOrKey, step, seq) {
     if (!/^[A-Za-z0-9_-]{1,32}$/.test(credentialId)) throw new TypeError("credential_id");
     if (!Number.isSafeInteger(step) || step < 0) throw new TypeError("step");
     if (!Number.isInteger(seq) || seq < 0 || seq > MAX_SEQ) throw new TypeError("seq: 0..15");
     var text = "YO1:" + credentialId + ":" + step + ":" + seq;
-    var key = await root.crypto.subtle.importKey(
-      "raw", base32Decode(secret), {name: "HMAC", hash: "SHA-256"}, false, ["sign"]);
+    var key = typeof secretOrKey === "string" ? await importKey(secretOrKey) : secretOrKey;
     var mac = new Uint8Array(await root.crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text)));
     return text + ":" + base32Encode(mac.slice(0, 10));
   }
 
   /* The code for unix time opts.at (seconds, default now) and refresh number opts.seq (default 0). */
-  function code(credentialId, secret, opts) {
+  function code(credentialId, secretOrKey, opts) {
     opts = opts || {};
     var at = opts.at === undefined ? Date.now() / 1000 : opts.at;
-    return make(credentialId, secret, stepAt(at), opts.seq === undefined ? 0 : opts.seq);
+    return make(credentialId, secretOrKey, stepAt(at), opts.seq === undefined ? 0 : opts.seq);
   }
 
-  root.YO1 = {code: code, make: make, stepAt: stepAt, PERIOD_S: PERIOD_S, MAX_SEQ: MAX_SEQ};
+  root.YO1 = {code: code, make: make, importKey: importKey, stepAt: stepAt, PERIOD_S: PERIOD_S, MAX_SEQ: MAX_SEQ};
 })(typeof self !== "undefined" ? self : this);
