@@ -7,6 +7,8 @@ Environment knobs:
   BENCH_VOUCHER_LONG       verifications in the memory run (default 20000; the issue's figure is 100000)
   BENCH_VOUCHER_CLIENTS    concurrent client processes (default 8)
   BENCH_VOUCHER_PG         0 to skip the PostgreSQL+Redis part
+  BENCH_VOUCHER_YO1_USERS  persons with an offline credential for the YO1 run (default 64; 32 codes each:
+                           16 seqs of the current and of the next 30-s step, the ones the server accepts)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ DURATION = float(os.environ.get("BENCH_VOUCHER_DURATION", 10))
 CODES = int(os.environ.get("BENCH_VOUCHER_CODES", 4000))
 LONG_RUN = int(os.environ.get("BENCH_VOUCHER_LONG", 20000))
 CLIENTS = int(os.environ.get("BENCH_VOUCHER_CLIENTS", 8))
+YO1_USERS = int(os.environ.get("BENCH_VOUCHER_YO1_USERS", 64))
 USERS = 8
 PG_LOCK = "/tmp/yibao-pg.lock"  # noqa: S108 - the shared lock every helper takes for the machine PostgreSQL
 # Pre-issued codes must outlive the run that spends them; the size of a code does not depend on it.
@@ -133,15 +136,15 @@ def _call(url: str, method: str, path: str, body: Any = None, headers: dict | No
     return resp.status, json.loads(raw) if raw else None
 
 
-def make_users(srv: Server, n: int) -> list[str]:
-    """Register and activate n employees; return their access tokens."""
+def make_users(srv: Server, n: int, *, birth: str = "19800101", device: str = "bench") -> list[str]:
+    """Register and activate n employees (device f"{device}-{i}"); return their access tokens."""
     from tests.support import make_id_number
 
     tokens = []
     admin = {"Authorization": f"Bearer {srv.admin_token}"}
     for i in range(n):
-        idn = make_id_number(seq=900 + i + int(time.time()) % 50)
-        name = "赵" + "一二三四五六七八九十"[i % 10] + "甲"
+        idn = make_id_number(birth=birth, seq=900 + i + int(time.time()) % 50)
+        name = "赵" + "一二三四五六七八九十"[i % 10] + "甲乙丙丁戊己庚辛壬癸"[i // 10 % 10]
         body = {
             "name": name,
             "id_number": idn,
@@ -160,7 +163,7 @@ def make_users(srv: Server, n: int) -> list[str]:
                 "id_number": idn,
                 "name": name,
                 "identity_proof": proof["identity_proof"],
-                "device_id": f"bench-{i}",
+                "device_id": f"{device}-{i}",
             },
         )
         assert status == 201, act
@@ -195,6 +198,31 @@ def pre_issue(url: str, tokens: list[str], total: int) -> list[str]:
     return codes
 
 
+def offline_codes(srv: Server, tokens: list[str], *, device: str) -> list[str]:
+    """One offline credential per user, and its YO1 codes the server accepts for the next 30+ s:
+    16 seqs of the current step, then 16 of the next (not measured; made as the phone would)."""
+    from yibao_client import offline
+
+    creds = []
+    for i, token in enumerate(tokens):
+        status, cred = _call(
+            srv.url,
+            "POST",
+            "/api/v1/offline-credentials",
+            {"device_id": f"{device}-{i}"},
+            {"Authorization": f"Bearer {token}"},
+        )
+        assert status == 201, cred
+        creds.append(offline.Credential(cred["credential_id"], cred["secret"]))
+    step = offline.step_at(time.time())
+    return [
+        offline.make_code(c.credential_id, c.secret, step=s, seq=seq)
+        for s in (step, step + 1)
+        for seq in range(offline.MAX_SEQ + 1)
+        for c in creds
+    ]
+
+
 # ---------------------------------------------------------------- load factories (run in client processes)
 
 
@@ -226,8 +254,9 @@ def verify_requests(index: int, args: dict) -> Iterator[Request]:
         )
 
 
-def verify_run(srv: Server, tokens: list[str], inst: dict, count: int) -> Any:
-    codes = pre_issue(srv.url, tokens, count)
+def verify_run(srv: Server, tokens: list[str], inst: dict, count: int, codes: list[str] | None = None) -> Any:
+    """Verify `count` freshly issued signed codes, or the given (YO1) codes."""
+    codes = pre_issue(srv.url, tokens, count) if codes is None else codes
     per = len(codes) // CLIENTS
     return load(
         srv.url,
@@ -247,8 +276,10 @@ def bench_server(postgres: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with Server(postgres=postgres, env=SERVER_ENV) as srv:
         tokens = make_users(srv, USERS)
+        yo1_tokens = make_users(srv, YO1_USERS, birth="19850505", device="bench-yo1")
         inst = srv.demo["institutions"]["pharmacy"]
         verify_run(srv, tokens, inst, 400)  # warm-up: keys loaded, connections open, code paths hot
+        verify_run(srv, [], inst, 0, offline_codes(srv, yo1_tokens[:2], device="bench-yo1"))  # YO1 warm-up
         # The baseline is measured before and after the two runs and pooled: on a shared machine the
         # background load drifts, and a single baseline would favour whichever side met a quiet moment.
         base_before = bare_baseline(srv.url, clients=CLIENTS, duration=DURATION / 2)
@@ -261,11 +292,15 @@ def bench_server(postgres: bool) -> dict[str, Any]:
             ok_statuses=(201,),
         )
         ver = verify_run(srv, tokens, inst, CODES)
+        yo1 = verify_run(srv, [], inst, 0, offline_codes(srv, yo1_tokens, device="bench-yo1"))
         base_after = bare_baseline(srv.url, clients=CLIENTS, duration=DURATION / 2)
         base = _pooled(base_before, base_after)
         print_header(srv, base)
         results["issuance"] = report("POST /vouchers (issuance)", iss, base, target_ratio=0.5)
         results["verification"] = report("POST /verifications", ver, base, target_ratio=0.4)
+        results["verification_yo1"] = report(
+            "POST /verifications (YO1 offline codes)", yo1, base, target_ratio=0.4
+        )
         results["baseline_rps"] = round(base.rps, 1)
 
         # Memory: RSS of every worker after a warm-up batch and after LONG_RUN more verifications.

@@ -38,6 +38,12 @@ MESSAGES = {
         "该业务需要职工医保个人账户。",
     ),
     "USAGE_CURSOR_INVALID": (422, "The cursor is invalid.", "分页游标无效。"),
+    "DEVICE_NOT_ACTIVATED": (
+        403,
+        "This is not the device the e-voucher is activated on.",
+        "该设备不是医保电子凭证激活的设备。",
+    ),
+    "OFFLINE_CREDENTIAL_NOT_FOUND": (404, "No such offline credential.", "离线凭据不存在。"),
 }
 register_messages(MESSAGES)
 

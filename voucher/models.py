@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.db import Base, BigId, UTCDateTime, utcnow
@@ -59,7 +59,11 @@ class Subject(Base):
 
 
 class VoucherUse(Base):
-    """Durable single-use record: a consumed (sub, jti) never verifies again, even after a Redis flush."""
+    """Durable single-use record: a consumed (sub, jti) never verifies again, even after a Redis flush.
+
+    Offline codes (voucher/offline.py) use it too: sub is the credential id (16 characters, so never
+    equal to a signed code's 8-character sub) and jti is "{step}:{seq}".
+    """
 
     __tablename__ = "voucher_uses"
     __table_args__ = (UniqueConstraint("sub", "jti", name="uq_voucher_uses_sub_jti"),)
@@ -89,7 +93,40 @@ class UsageRecord(Base):
     operator_name: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(128))
     out_biz_no: Mapped[str] = mapped_column(String(64))
-    jti: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    jti: Mapped[str | None] = mapped_column(String(16), nullable=True)  # offline codes: "{step}:{seq}"
     result: Mapped[str] = mapped_column(String(16))  # accepted | refused
     code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(8), default="signed", server_default="signed")  # | offline
+    credential_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # offline codes
+
+
+ACTIVE_CREDENTIAL = text("ended_at IS NULL")
+
+
+class OfflineCredential(Base):
+    """A per-device secret the phone makes YO1 codes with (voucher/offline.py), stored encrypted.
+
+    At most one active (ended_at NULL) credential per person and device: a unique partial index, so
+    two concurrent creations cannot both stay active (voucher/credentials.py retries the loser).
+    """
+
+    __tablename__ = "voucher_offline_credentials"
+    __table_args__ = (
+        Index(
+            "uq_voucher_offline_credentials_active",
+            "person_id",
+            "device_id",
+            unique=True,
+            postgresql_where=ACTIVE_CREDENTIAL,
+            sqlite_where=ACTIVE_CREDENTIAL,
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the credential_id
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    secret_enc: Mapped[str] = mapped_column(String(255))  # crypto.encrypt, the id as associated data
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -14,12 +14,15 @@ from yibao.db import db
 from yibao.events import stream as events
 from yibao.redis_store import redis_ext
 
-from . import issuance, subjects, verification
+from . import credentials, issuance, subjects, verification
 from .keys import KeyRing
 from .schemas import (
     IssueQuerySchema,
     IssueRequestSchema,
     JwksSchema,
+    NewOfflineCredentialSchema,
+    OfflineCredentialListSchema,
+    OfflineCredentialRequestSchema,
     RevocationSchema,
     UsagePageSchema,
     UsageQuerySchema,
@@ -142,6 +145,46 @@ def _scan_notifier(inst: Any, ctx: verification.ScanContext) -> Any:
             events.publish(redis_ext.client, pid, "scan", payload)  # never raises
 
     return notify
+
+
+@blp.route("/offline-credentials", methods=["POST"])
+@blp.user
+@blp.arguments(OfflineCredentialRequestSchema)
+@blp.response(201, NewOfflineCredentialSchema)
+@blp.problems(*credentials.CREATE_CODES)
+def create_offline_credential(args: dict) -> Any:
+    """A secret for making YO1 codes offline on the caller's activated device (shown once).
+
+    The device's previous credential ends (replaced). Codes are the person's own: a family
+    member's code stays online (POST /vouchers with on_behalf_of).
+    """
+    user = current_user()
+    with db.uow() as uow:
+        new = credentials.create(
+            uow, person_id=user.person_id, session_id=user.session_id, device_id=args["device_id"]
+        )
+        uow.commit()
+    return new, 201, {"Cache-Control": "no-store"}
+
+
+@blp.route("/offline-credentials", methods=["GET"])
+@blp.user
+@blp.response(200, OfflineCredentialListSchema)
+def list_offline_credentials() -> Any:
+    """The caller's offline credentials, newest first (at most 50; never the secret)."""
+    with db.uow(readonly=True) as uow:
+        return {"items": credentials.list_of(uow, current_user().person_id)}
+
+
+@blp.route("/offline-credentials/<string:credential_id>", methods=["DELETE"])
+@blp.user
+@blp.response(204)
+@blp.problems(*credentials.END_CODES)
+def end_offline_credential(credential_id: str) -> Any:
+    """End one of the caller's offline credentials: its codes are VOUCHER_REVOKED from now on."""
+    with db.uow() as uow:
+        credentials.end_one(uow, person_id=current_user().person_id, credential_id=credential_id)
+        uow.commit()
 
 
 @jwks_blp.route("/.well-known/jwks.json", methods=["GET"])

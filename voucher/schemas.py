@@ -86,6 +86,13 @@ class UsageItemSchema(Schema):
         allow_none=True,
         metadata={"description": "psn_no of the family member who showed the code"},
     )
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(["signed", "offline"]),
+        metadata={
+            "description": "`signed` (issued by POST /vouchers) or `offline` (a YO1 code made on the phone)"
+        },
+    )
 
 
 class UsagePageSchema(Schema):
@@ -104,8 +111,8 @@ class VerificationRequestSchema(Schema):
         metadata={
             "type": "string",
             "maxLength": MAX_QR_CONTENT,
-            "description": "The scanned text (QR form `YB1:…` or compact JWS); anything else is "
-            "VOUCHER_MALFORMED",
+            "description": "The scanned text (QR form `YB1:…`, compact JWS, or an offline code "
+            "`YO1:…`); anything else is VOUCHER_MALFORMED",
         },
     )
     business_type = fields.String(
@@ -146,3 +153,48 @@ class JwkSchema(Schema):
 
 class JwksSchema(Schema):
     keys = fields.List(fields.Nested(JwkSchema), required=True)
+
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:-]{4,128}$"  # as at activation (yibao/identity/schemas.py)
+CREDENTIAL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+
+class OfflineCredentialRequestSchema(Schema):
+    device_id = fields.String(
+        required=True,
+        validate=validate.Regexp(DEVICE_ID_PATTERN),
+        metadata={"description": "The device the e-voucher is activated on (as sent to POST /activations)"},
+    )
+
+
+class NewOfflineCredentialSchema(Schema):
+    credential_id = fields.String(required=True, metadata={"pattern": CREDENTIAL_ID_PATTERN})
+    secret = fields.String(
+        required=True,
+        metadata={
+            "pattern": "^[A-Z2-7]{52}$",
+            "description": "32 random bytes, upper-case base32 without padding; shown only in this answer",
+        },
+    )
+    period_s = fields.Integer(required=True, validate=validate.OneOf([30]))
+    algorithm = fields.String(required=True, validate=validate.OneOf(["HMAC-SHA256"]))
+    format = fields.String(required=True, validate=validate.OneOf(["YO1"]))
+    device_id = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class OfflineCredentialSchema(Schema):
+    credential_id = fields.String(required=True, metadata={"pattern": CREDENTIAL_ID_PATTERN})
+    device_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "ended"]))
+    created_at = fields.DateTime(required=True)
+    ended_at = fields.DateTime(required=True, allow_none=True)
+    ended_reason = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(["replaced", "deleted", "revoked", "suspended", "new_device"]),
+    )
+
+
+class OfflineCredentialListSchema(Schema):
+    items = fields.List(fields.Nested(OfflineCredentialSchema), required=True)

@@ -15,7 +15,7 @@ from yibao.db import UnitOfWork
 from yibao.registry.models import Person
 from yibao.sqlite_writer import UowFactory
 
-from . import ec_tokens
+from . import credentials, ec_tokens
 from .models import Subject
 
 
@@ -76,8 +76,10 @@ class Revocation:
 
 
 def revoke_all(uow: UnitOfWork, person_id: int) -> Revocation:
-    """The lost-phone revocation of the caller's outstanding codes (the caller commits)."""
+    """The lost-phone revocation of the caller's outstanding codes and offline credentials (the
+    caller commits)."""
     watermark = revoke_outstanding(uow, person_id)
+    credentials.end_all(uow, person_id, "revoked")
     return Revocation(datetime.fromtimestamp(watermark / 1000, UTC))
 
 
@@ -93,8 +95,11 @@ def on_person_suspended(uow: UnitOfWork, person: Person) -> None:
     """
     revoke_outstanding(uow, person.id)
     ec_tokens.revoke_ec_tokens_of(uow, person.id)
+    credentials.end_all(uow, person.id, "suspended")  # scans answer PERSON_SUSPENDED meanwhile (offline.py)
 
 
 def on_person_activated(uow: UnitOfWork, person: Person) -> None:
-    """Activation on a (new) device ends the codes the old device may still show."""
+    """Activation on a (new) device ends the codes the old device may still show, and the offline
+    credentials of every other device."""
     revoke_outstanding(uow, person.id)
+    credentials.end_other_devices(uow, person.id, person.device_id)

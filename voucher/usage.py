@@ -41,6 +41,7 @@ class UsageItem:
     device_id: str
     out_biz_no: str
     acted_by: str | None
+    kind: str  # signed | offline (a YO1 code made on the phone)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def usage_page(uow: UnitOfWork, *, person_id: int, limit: int = 20, cursor: str 
             device_id=rec.device_id,
             out_biz_no=rec.out_biz_no,
             acted_by=actor_psn_no,
+            kind=rec.kind,
         )
         for rec, org_id, name, actor_psn_no in rows[:limit]
     ]

@@ -3,9 +3,11 @@ in a durable row, the decision, and the write of the outcome with its audit row.
 
 The order is the README's table "Verification order and codes"; the first failing rule answers.
 A code is consumed by its first attempt that gets past the revocation check, even when a later rule
-refuses it (as with payment codes): the user refreshes. Fund supervision's identity rules come last,
-in the write (they lock the person's supervision row and count accepted scans): a block is
-SUPERVISION_BLOCKED, audited like any refusal, its alerts committed with the audit row.
+refuses it (as with payment codes): the user refreshes. Offline YO1 codes (voucher/offline.py) take
+their own checks up to single use (shape, credential, MAC, step window), then the same path. Fund
+supervision's identity rules come last, in the write (they lock the person's supervision row and count
+accepted scans): a block is SUPERVISION_BLOCKED, audited like any refusal, its alerts committed with
+the audit row.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from yibao.registry import services as registry
 from yibao.registry.models import Person
 from yibao.sqlite_writer import ReadThenWrite, UowFactory
 
-from . import ec_tokens, queries
+from . import ec_tokens, offline, queries
 from .claims import LEEWAY, checked_claims, issued_ms
 from .errors import Refusal
 from .keys import KeyRing
@@ -92,6 +94,8 @@ class _Decision:
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
     jti: str | None = None
     blocked: supervision.SupervisionBlocked | None = None  # the refusal, with its violations
+    kind: str = "signed"  # | "offline" (a YO1 code)
+    credential_id: str | None = None
 
 
 def verify_voucher(
@@ -152,26 +156,14 @@ def decide(
     try:
         if ctx.business_type not in ctx.institution_services:
             raise Refusal("INSTITUTION_NOT_DESIGNATED")
-        claims = checked_claims(keyring, content, now)
-        row = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
-        if row is None:
-            raise Refusal("VOUCHER_SIGNATURE_INVALID")
-        person, watermark = row
-        d.person_id, d.jti = person.id, claims["jti"]
-        actor_watermark = 0
-        if "act" in claims:
-            actor = uow.session.execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
-            if actor is None:
-                raise Refusal("VOUCHER_SIGNATURE_INVALID")
-            d.actor_person_id, actor_watermark = actor
-        issued = issued_ms(claims["iat"], claims["jti"])
-        if issued is None:
-            raise Refusal("VOUCHER_MALFORMED")
-        suspended = person.status != "active"
-        if (issued < watermark and not suspended) or issued < actor_watermark:
-            raise Refusal("VOUCHER_REVOKED")
-        _consume_fast(redis, claims["sub"], claims["jti"], claims["exp"], now)
-        d.consumed = (claims["sub"], claims["jti"], claims["exp"])
+        if offline.is_offline(content):  # YO1: made on the phone (voucher/offline.py)
+            yo1 = offline.checked(uow, content, now, d)
+            person, suspended = yo1.person, yo1.suspended
+            use = (yo1.code.credential_id, yo1.code.use_id, yo1.code.exp)
+        else:
+            person, suspended, use = _checked_signed(uow, keyring, content, now, d)
+        _consume_fast(redis, *use, now)
+        d.consumed = use
         # From here the code is spent, whatever the answer (as with payment codes).
         if suspended:
             raise Refusal("PERSON_SUSPENDED")
@@ -187,6 +179,31 @@ def decide(
     except Refusal as refusal:
         d.code = refusal.code
     return d
+
+
+def _checked_signed(
+    uow: UnitOfWork, keyring: KeyRing, content: Any, now: float, d: _Decision
+) -> tuple[Person, bool, tuple[str, str, int]]:
+    """The signed-code checks up to single use: (person, suspended, (sub, jti, exp))."""
+    claims = checked_claims(keyring, content, now)
+    row = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+    if row is None:
+        raise Refusal("VOUCHER_SIGNATURE_INVALID")
+    person, watermark = row
+    d.person_id, d.jti = person.id, claims["jti"]
+    actor_watermark = 0
+    if "act" in claims:
+        actor = uow.session.execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
+        if actor is None:
+            raise Refusal("VOUCHER_SIGNATURE_INVALID")
+        d.actor_person_id, actor_watermark = actor
+    issued = issued_ms(claims["iat"], claims["jti"])
+    if issued is None:
+        raise Refusal("VOUCHER_MALFORMED")
+    suspended = person.status != "active"
+    if (issued < watermark and not suspended) or issued < actor_watermark:
+        raise Refusal("VOUCHER_REVOKED")
+    return person, suspended, (claims["sub"], claims["jti"], claims["exp"])
 
 
 def _consume_fast(redis: Any, sub: str, jti: str, exp: int, now: float) -> None:
@@ -242,6 +259,8 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
             "result": "accepted" if d.code is None else "refused",
             "code": d.code,
             "created_at": utcnow(),
+            "kind": d.kind,
+            "credential_id": d.credential_id,
         },
     )
     return answer
