@@ -113,7 +113,7 @@ class PaymentOrder(Base):
         ),
         CheckConstraint(
             "total_fen = drug_fen + delivery_fee_fen"
-            " AND total_fen = account_pay_fen + mutual_aid_pay_fen + cash_pay_fen",
+            " AND total_fen = fund_pay_fen + account_pay_fen + mutual_aid_pay_fen + cash_pay_fen",
             name="split_sums",
         ),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_bound"),
@@ -136,6 +136,9 @@ class PaymentOrder(Base):
     account_pay_fen: Mapped[int] = mapped_column(BigInteger)
     mutual_aid_pay_fen: Mapped[int] = mapped_column(BigInteger)
     cash_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    # Hospital settlements (issue 15, payments/hospital.py): what the funds paid; null med_type = v1 order.
+    fund_pay_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    med_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     account_refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     mutual_aid_refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)

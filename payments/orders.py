@@ -242,12 +242,22 @@ def order_view(order: PaymentOrder) -> dict[str, Any]:
         "refunded_fen": order.refunded_fen,
         "created_at": order.created_at,
         "paid_at": order.paid_at,
+        **_hospital_extra(order),
     }
 
 
 def checked_view(checked: CheckedOrder) -> dict[str, Any]:
     """The answer of POST /payment-orders and of pay (schemas.CheckedOrderOut): the order and its warnings."""
     return {**order_view(checked.order), "warnings": checked.warnings}
+
+
+def _hospital_extra(order: PaymentOrder) -> dict[str, Any]:
+    """The split fields of a hospital order (issue 15); nothing for a v1 order."""
+    if order.med_type is None:
+        return {}
+    from . import hospital
+
+    return hospital.order_extra(order)
 
 
 def cancel_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> PaymentOrder:

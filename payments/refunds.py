@@ -34,6 +34,12 @@ def refund_order(
     """
     now = utcnow()
     order = orders.order_for_institution(uow, pay_order_id, institution_id)
+    if order.med_type is not None:  # a hospital settlement (issue 15) is refunded whole
+        from . import hospital
+
+        return hospital.refund(
+            uow, order, institution_id=institution_id, amount_fen=amount_fen, reason=reason
+        )
     if order.status not in ("paid", "partially_refunded"):
         raise AppError("ORDER_STATE_CONFLICT", order_status=order.status)
     left = order.total_fen - order.refunded_fen
@@ -199,7 +205,15 @@ def refund_view(refund: Refund) -> dict[str, Any]:
         "released_trace_codes": list(refund.released_trace_codes or []),
         "reason": refund.reason,
         "created_at": refund.created_at,
+        **hospital_refund_extra(refund),
     }
+
+
+def hospital_refund_extra(refund: Refund) -> dict[str, Any]:
+    """The fund refunds of a hospital order's refund ({} for a v1 order)."""
+    from . import hospital
+
+    return hospital.refund_extra(refund)
 
 
 def order_refunds(uow: UnitOfWork, order: PaymentOrder) -> list[Refund]:

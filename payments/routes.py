@@ -5,14 +5,28 @@ from __future__ import annotations
 
 from flask import request
 
+from benefits import summary as benefit_summary
+from benefits.schemas import BenefitsOutSchema, BenefitsQuerySchema
 from yibao import api as yb_api
 from yibao.api import Blueprint, current_institution, current_user
+from yibao.china_time import china_date
 from yibao.db import db, utcnow
 from yibao.events import stream as events
 from yibao.redis_store import redis_ext
 from yibao.registry import services as registry
 
-from . import accounts, grants, order_reads, orders, payers, refunds, settlement, statements, webhooks
+from . import (
+    accounts,
+    grants,
+    hospital,
+    order_reads,
+    orders,
+    payers,
+    refunds,
+    settlement,
+    statements,
+    webhooks,
+)
 from .schemas import (
     PAY_ORDER_ID_PATTERN,
     AccountOut,
@@ -103,6 +117,22 @@ def account_entries(args: dict) -> accounts.EntryPage:
         return accounts.list_entries(uow, acct.id, limit=args["limit"], before=args["cursor"])
 
 
+@blp.route("/accounts/me/benefits", methods=["GET"])
+@blp.user
+@blp.arguments(BenefitsQuerySchema, location="query")
+@blp.response(200, BenefitsOutSchema)
+@blp.problems(*ACTING)
+def benefits_me(args: dict) -> dict:
+    """Your running benefit totals of a year (default: this Beijing year) and what is left of each cap;
+    `psn_no` for a family member whose binding allows read_account."""
+    user = current_user()
+    with db.uow(readonly=True) as uow:
+        pid = payers.acting_member(uow, user.person_id, args["psn_no"], "read_account")
+        person = registry.person_by_id(uow, pid)
+        year = args["year"] or china_date(utcnow()).year
+        return benefit_summary.benefits_of(uow, person, year)
+
+
 # ---------------------------------------------------------------- institutions
 
 
@@ -141,9 +171,38 @@ def _items(args: dict) -> list[orders.ItemIn]:
     "INSUFFICIENT_BALANCE",
     "SUPERVISION_BLOCKED",
     "MERCHANT_ORDER_EXISTS",
+    "SCOPE_NOT_ALLOWED",
+    "BENEFIT_POLICY_MISSING",
 )
 def create_order(args: dict) -> dict:
-    """Place a payment order from a pay_auth_no (online OTC or counter) or a counter ec_token."""
+    """Place a payment order from a pay_auth_no (online OTC or counter) or a counter ec_token.
+
+    With `med_type` (a hospital, an ec_token of business type 01301) the answer carries the split
+    between the funds and the person, fixed when `pay` runs (docs/hospital.md)."""
+    if args["med_type"] is not None:  # supervision does not cover hospital orders yet: no warnings
+        return orders.checked_view(
+            orders.CheckedOrder(
+                hospital.create_order(
+                    request_uow(),
+                    institution_id=current_institution().id,
+                    ec_token=args["ec_token"],
+                    merchant_order_no=args["merchant_order_no"],
+                    med_type=args["med_type"],
+                    items=[
+                        hospital.HospitalItemIn(
+                            i["item_code"],
+                            i["item_name"],
+                            i["category"],
+                            i["quantity"],
+                            i["unit_price_fen"],
+                            tuple(i["trace_codes"]),
+                        )
+                        for i in args["items"]
+                    ],
+                ),
+                [],
+            )
+        )
     checked = orders.create_order(
         request_uow(),
         institution_id=current_institution().id,
@@ -169,6 +228,7 @@ def create_order(args: dict) -> dict:
     "SUPERVISION_BLOCKED",
     "INSUFFICIENT_BALANCE",
     "TRACE_CODE_ALREADY_SETTLED",
+    "BENEFIT_POLICY_MISSING",
 )
 def pay(pay_order_id: str) -> dict:
     """Settle the order: account debit, traceability codes, ledger and status in one transaction."""
@@ -214,6 +274,7 @@ def cancel(pay_order_id: str) -> dict:
     "TRACE_CODE_MALFORMED",
     "TRACE_CODE_NOT_IN_ORDER",
     "REFUND_TOO_SMALL_FOR_CODES",
+    "REFUND_MUST_BE_WHOLE",
 )
 def refund(args: dict, pay_order_id: str) -> dict:
     """Refund all (no amount_fen) or part of a paid order; insurance money is returned first."""

@@ -79,11 +79,65 @@ class ItemIn(Schema):
     )
 
 
+MED_TYPES = ("outpatient", "inpatient")
+_HOSPITAL = "Hospital settlement (med_type given): ec_token only, no delivery fee, no account_only."
+register_field_messages(
+    {_HOSPITAL: "医院结算（提供 med_type）：只能用 ec_token，不能有配送费或 account_only。"}
+)
+
+
+class HospitalItemIn(Schema):
+    """A line of a hospital bill (orders with med_type)."""
+
+    item_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    item_name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    category = fields.String(
+        required=True,
+        validate=validate.OneOf(("A", "B", "C")),
+        metadata={
+            "description": "A 甲类 (all in range), B 乙类 (class_b_self_pay_pct self-paid), C 丙类 (own pay)."
+        },
+    )
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100_000))
+    unit_price_fen = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
+    )
+    trace_codes = fields.List(fields.String(), load_default=list, validate=validate.Length(max=100_000))
+
+
+class OrderItems(fields.List):
+    """v1 drug lines (ItemIn); with `med_type` in the body, hospital lines (HospitalItemIn)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and data.get("med_type") is not None:
+            return _HOSPITAL_ITEMS.deserialize(value, attr, data, **kwargs)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+_HOSPITAL_ITEMS = fields.List(fields.Nested(HospitalItemIn), validate=validate.Length(min=1, max=200))
+
+
 class OrderIn(Schema):
     pay_auth_no = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     ec_token = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
     merchant_order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    items = fields.List(fields.Nested(ItemIn), required=True, validate=validate.Length(min=1, max=200))
+    items = OrderItems(
+        fields.Nested(ItemIn),
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "Drug lines (ItemIn); for a hospital settlement (med_type given) the lines "
+            "are {item_code, item_name, category: A|B|C, quantity, unit_price_fen, trace_codes?}."
+        },
+    )
+    med_type = fields.String(
+        load_default=None,
+        validate=validate.OneOf(MED_TYPES),
+        metadata={
+            "description": "Hospital settlement (ec_token of business type 01301): the platform splits "
+            "the bill between the funds and the person; see docs/hospital.md."
+        },
+    )
     delivery_fee_fen = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
     )
@@ -101,6 +155,10 @@ class OrderIn(Schema):
     def _one_grant(self, data: dict, **_: object) -> None:
         if (data.get("pay_auth_no") is None) == (data.get("ec_token") is None):
             raise ma.ValidationError(_ONE_GRANT, "pay_auth_no")
+        if data.get("med_type") is not None and (
+            data.get("pay_auth_no") is not None or data.get("delivery_fee_fen") or data.get("account_only")
+        ):
+            raise ma.ValidationError(_HOSPITAL, "med_type")
 
 
 class RefundIn(Schema):
@@ -209,6 +267,19 @@ class OrderOut(Schema):
     refunded_fen = _fen()
     created_at = UtcDateTime(required=True)
     paid_at = UtcDateTime(required=True, allow_none=True)
+    # Hospital settlements only (med_type orders, issue 15): the split; provisional until paid.
+    med_type = fields.String(validate=validate.OneOf(MED_TYPES))
+    inscp_fen = fields.Integer(validate=FEN, metadata={"description": "In range (符合政策范围)."})
+    preselfpay_fen = fields.Integer(
+        validate=FEN, metadata={"description": "Class B self-paid part (先行自付)."}
+    )
+    ownpay_fen = fields.Integer(validate=FEN, metadata={"description": "Class C (全自费)."})
+    deductible_fen = fields.Integer(validate=FEN)
+    hifp_pay_fen = fields.Integer(validate=FEN, metadata={"description": "Pooled fund (统筹基金)."})
+    hifmi_pay_fen = fields.Integer(validate=FEN, metadata={"description": "Serious illness (大病保险)."})
+    maf_pay_fen = fields.Integer(validate=FEN, metadata={"description": "Medical assistance (医疗救助)."})
+    fund_pay_fen = fields.Integer(validate=FEN)
+    policy_version = fields.Integer(validate=validate.Range(min=1))
 
 
 class CheckedOrderOut(OrderOut):
@@ -244,6 +315,10 @@ class RefundOut(Schema):
     released_trace_codes = fields.List(fields.String(), required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=256))
     created_at = UtcDateTime(required=True)
+    # Hospital settlements only: what the funds got back.
+    hifp_refund_fen = fields.Integer(validate=FEN)
+    hifmi_refund_fen = fields.Integer(validate=FEN)
+    maf_refund_fen = fields.Integer(validate=FEN)
 
 
 class OrderDetailOut(OrderOut):

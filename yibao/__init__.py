@@ -20,7 +20,7 @@ class YibaoFlask(Flask):
 
 
 # Domain packages, each exposing register(app, api). The shell imports them only here.
-DOMAINS = ("voucher", "payments", "family_accounts", "supervision")
+DOMAINS = ("voucher", "payments", "family_accounts", "supervision", "benefits")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from yibao.db import UnitOfWork
+from yibao.china_time import china_date
+from yibao.db import UnitOfWork, utcnow
 from yibao.registry import services as registry
 from yibao.registry.models import Institution
 from yibao.registry.validators import id_check_digit
@@ -64,6 +65,7 @@ DEMO_INSTITUTIONS = [
         "kind": "hospital",
         "region": "532900",
         "services": ["01101", "01201", "01301", "01302"],
+        "level": "tertiary",
     },
     {
         "key": "online_pharmacy",
@@ -75,11 +77,73 @@ DEMO_INSTITUTIONS = [
 ]
 
 
+def _med(
+    deductible: tuple[int, int, int], ratio: tuple[int, int, int], extra: int, cap: int
+) -> dict[str, Any]:
+    levels = ("primary", "secondary", "tertiary")
+    return {
+        "deductible_fen": dict(zip(levels, deductible, strict=True)),
+        "ratio_pct": dict(zip(levels, ratio, strict=True)),
+        "retired_extra_pct": extra,
+        "annual_cap_fen": cap,
+    }
+
+
+# Demo benefit policies (issue 15). Figures from the bureaus' public reports where they give one:
+# - outpatient deductible 50 yuan (5000 fen) at county-level (secondary) and higher, none at primary (Yiyang);
+# - Dali's in-range inpatient reimbursement of 89.82 % (employees) and 70.49 % (residents) is an OUTCOME
+#   (after deductibles and caps); the ratios below are ASSUMPTIONS chosen to land near it.
+# Every other figure is an assumption for the demo, not a real region's policy: class B self-pay 10 %,
+# retired +10 points outpatient / +5 inpatient, outpatient caps 3 000 / 2 000 yuan, inpatient caps
+# 300 000 / 200 000 yuan, inpatient deductibles 200 / 600 / 1 000 yuan (employees) and 200 / 500 / 800
+# (residents), serious illness above 20 000 yuan of cumulative shares at 60 % up to 400 000 yuan,
+# assistance (dibao 70 %, tekun 100 %, low income 50 %, yearly caps 10 000 / 20 000 / 5 000 yuan).
+ASSISTANCE_DEMO = {
+    "dibao": {"ratio_pct": 70, "annual_cap_fen": 1000000},
+    "tekun": {"ratio_pct": 100, "annual_cap_fen": 2000000},
+    "low_income": {"ratio_pct": 50, "annual_cap_fen": 500000},
+}
+SERIOUS_ILLNESS_DEMO = {"threshold_fen": 2000000, "ratio_pct": 60, "annual_cap_fen": 40000000}
+DEMO_POLICIES: dict[str, dict[str, Any]] = {
+    "employee": {
+        "class_b_self_pay_pct": 10,
+        "outpatient": _med((0, 5000, 5000), (80, 70, 60), 10, 300000),
+        "inpatient": _med((20000, 60000, 100000), (95, 92, 88), 5, 30000000),
+        "serious_illness": SERIOUS_ILLNESS_DEMO,
+        "assistance": ASSISTANCE_DEMO,
+    },
+    "resident": {
+        "class_b_self_pay_pct": 10,
+        "outpatient": _med((0, 5000, 5000), (60, 55, 50), 0, 200000),
+        "inpatient": _med((20000, 50000, 80000), (85, 75, 65), 0, 20000000),
+        "serious_illness": SERIOUS_ILLNESS_DEMO,
+        "assistance": ASSISTANCE_DEMO,
+    },
+}
+# The demo regions: Dali prefecture (532900, its counties find it as their nearest ancestor) and Beijing.
+DEMO_POLICY_REGIONS = ("532900", "110000")
+
+
+def seed_policies(uow: UnitOfWork, years: list[int]) -> None:
+    """Demo benefit policies for the demo regions, for each of `years`, unless one exists already."""
+    from benefits import policies  # a domain package: imported only when seeding
+
+    for region in DEMO_POLICY_REGIONS:
+        for insurance_type, document in DEMO_POLICIES.items():
+            for year in years:
+                key = {"region": region, "insurance_type": insurance_type, "year": year}
+                if policies.current_row(uow, **key) is None:
+                    policies.put_policy(uow, document=document, **key)
+
+
 def seed_demo(uow: UnitOfWork, credentials_file: Path) -> dict[str, Any]:
     """Create the demo data unless it exists; return what a developer needs to try the API."""
+    year = china_date(utcnow()).year
+    seed_policies(uow, [year, year + 1])
     if credentials_file.exists():
         saved = json.loads(credentials_file.read_text())
         if all(registry.institution_by_org_id(uow, i["org_id"]) for i in saved["institutions"].values()):
+            uow.commit()
             return saved
     out: dict[str, Any] = {"persons": {}, "institutions": {}}
     for spec in DEMO_PERSONS:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.db import Base, UTCDateTime, utcnow
@@ -13,6 +24,8 @@ INSURANCE_TYPES = ("employee", "resident")
 PERSON_STATUSES = ("active", "suspended")
 INSTITUTION_KINDS = ("pharmacy", "hospital", "online_pharmacy")
 INSTITUTION_STATUSES = ("active", "disabled")
+INSTITUTION_LEVELS = ("primary", "secondary", "tertiary")
+ASSISTANCE_CATEGORIES = ("none", "dibao", "tekun", "low_income")  # 最低生活保障, 特困供养, 低收入
 BUSINESS_TYPES = {
     "01101": "registration",
     "01201": "consultation",
@@ -35,6 +48,10 @@ class Person(Base):
             "opening_balance_fen >= 0 AND (insurance_type = 'employee' OR opening_balance_fen = 0)",
             name="opening_balance",
         ),
+        CheckConstraint("insurance_type = 'employee' OR NOT retired", name="retired_employee"),
+        CheckConstraint(
+            "assistance_category IN ('none', 'dibao', 'tekun', 'low_income')", name="assistance_category"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -50,6 +67,8 @@ class Person(Base):
     insured_region: Mapped[str] = mapped_column(String(6))
     status: Mapped[str] = mapped_column(String(16), default="active")
     opening_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # employees only
+    assistance_category: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -86,6 +105,7 @@ class Institution(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('pharmacy', 'hospital', 'online_pharmacy')", name="kind"),
         CheckConstraint("status IN ('active', 'disabled')", name="status"),  # INSTITUTION_STATUSES
+        CheckConstraint("level IN ('primary', 'secondary', 'tertiary')", name="level"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -94,6 +114,7 @@ class Institution(Base):
     kind: Mapped[str] = mapped_column(String(32))
     region: Mapped[str] = mapped_column(String(6))
     services: Mapped[list[str]] = mapped_column(JSON)
+    level: Mapped[str] = mapped_column(String(16), default="secondary", server_default="secondary")
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_enc: Mapped[str] = mapped_column(String(255))  # AES-GCM: HMAC verification needs the secret
     webhook_url: Mapped[str | None] = mapped_column(String(512), nullable=True)

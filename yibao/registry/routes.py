@@ -84,9 +84,10 @@ def get_person(psn_no: str) -> Any:
 @blp.response(200, PersonSchema)
 @blp.problems("PERSON_NOT_FOUND")
 def update_person(args: dict, psn_no: str) -> Any:
-    """Suspend or reactivate a person; suspension revokes their outstanding codes."""
+    """Suspend or reactivate a person (suspension revokes their outstanding codes), or change `retired`
+    (employees only) or `assistance_category`; the values at `pay` time apply."""
     with db.uow() as uow:
-        person = services.set_person_status(uow, psn_no, args["status"])
+        person = services.update_person(uow, psn_no, **args)
         uow.commit()
         return person
 

@@ -7,7 +7,15 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from yibao.api import Schema
 from yibao.db import MAX_INT_ID
 
-from .models import INSTITUTION_KINDS, INSTITUTION_STATUSES, INSURANCE_TYPES, PERSON_STATUSES, SERVICES
+from .models import (
+    ASSISTANCE_CATEGORIES,
+    INSTITUTION_KINDS,
+    INSTITUTION_LEVELS,
+    INSTITUTION_STATUSES,
+    INSURANCE_TYPES,
+    PERSON_STATUSES,
+    SERVICES,
+)
 from .validators import NAME_RE, is_valid_id_number, is_valid_name, is_valid_region, normalize_id_number
 
 MAX_FEN = 2**53 - 1
@@ -73,6 +81,10 @@ class RegionCode(fields.String):
         return value
 
 
+AID_DOC = "Medical-assistance category: none, dibao (最低生活保障), tekun (特困供养), low_income (低收入)."
+RETIRED_MSG = "Only employee insurance has retirees."
+
+
 class PersonCreateSchema(Schema):
     name = Name(required=True)
     id_number = IdNumber(required=True)
@@ -82,6 +94,13 @@ class PersonCreateSchema(Schema):
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
     status = fields.String(load_default="active", validate=validate.OneOf(PERSON_STATUSES))
+    retired = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Retired employee (退休); refused for resident insurance."},
+    )
+    assistance_category = fields.String(
+        load_default="none", validate=validate.OneOf(ASSISTANCE_CATEGORIES), metadata={"description": AID_DOC}
+    )
 
     @validates_schema
     def _balance_needs_account(self, data: dict, **_: object) -> None:
@@ -89,6 +108,8 @@ class PersonCreateSchema(Schema):
             raise ValidationError(
                 "Only employee insurance has a personal account.", field_name="personal_account_balance_fen"
             )
+        if data.get("retired") and data.get("insurance_type") != "employee":
+            raise ValidationError(RETIRED_MSG, field_name="retired")
 
 
 def out(field: fields.Field) -> fields.Field:
@@ -109,6 +130,8 @@ class PersonSchema(Schema):
     insured_region = out(fields.String(metadata={"pattern": REGION_PATTERN}))
     status = out(fields.String(validate=validate.OneOf(PERSON_STATUSES)))
     has_personal_account = out(fields.Boolean())
+    retired = out(fields.Boolean())
+    assistance_category = out(fields.String(validate=validate.OneOf(ASSISTANCE_CATEGORIES)))
     activated = out(fields.Function(lambda p: p.activated_at is not None, metadata={"type": "boolean"}))
     created_at = out(fields.DateTime())
 
@@ -136,7 +159,16 @@ class PersonPageSchema(Schema):
 
 
 class PersonUpdateSchema(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(PERSON_STATUSES))
+    status = fields.String(validate=validate.OneOf(PERSON_STATUSES))
+    retired = fields.Boolean(metadata={"description": RETIRED_MSG.replace("Only", "Employees only:")})
+    assistance_category = fields.String(
+        validate=validate.OneOf(ASSISTANCE_CATEGORIES), metadata={"description": AID_DOC}
+    )
+
+    @validates_schema
+    def _not_empty(self, data: dict, **_: object) -> None:
+        if not data:
+            raise ValidationError("Give status, retired or assistance_category.", field_name="_schema")
 
 
 class FilingCreateSchema(Schema):
@@ -172,6 +204,9 @@ class InstitutionListQuerySchema(Schema):
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INT_ID))
 
 
+LEVEL_DOC = "Hospital level (医院等级): primary (一级), secondary (二级), tertiary (三级)."
+
+
 class InstitutionCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     kind = fields.String(required=True, validate=validate.OneOf(INSTITUTION_KINDS))
@@ -182,6 +217,11 @@ class InstitutionCreateSchema(Schema):
         validate=validate.Length(min=1, max=16),
     )
     webhook_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"})
+    level = fields.String(
+        load_default="secondary",
+        validate=validate.OneOf(INSTITUTION_LEVELS),
+        metadata={"description": LEVEL_DOC},
+    )
 
     @validates("name")
     def _name(self, value: str, **_: object) -> None:
@@ -209,6 +249,7 @@ class InstitutionSchema(Schema):
     services = out(fields.List(fields.String(validate=validate.OneOf(SERVICES))))
     key_id = out(fields.String())
     status = out(fields.String(validate=validate.OneOf(INSTITUTION_STATUSES)))
+    level = out(fields.String(validate=validate.OneOf(INSTITUTION_LEVELS)))
     webhook_url = out(fields.String(allow_none=True))
 
 

@@ -43,8 +43,13 @@ def create_person(
     insured_region: str,
     personal_account_balance_fen: int | None = None,
     status: str = "active",
+    retired: bool = False,
+    assistance_category: str = "none",
 ) -> Person:
-    """Register an insured person; the same ID number twice is PERSON_EXISTS."""
+    """Register an insured person; the same ID number twice is PERSON_EXISTS.
+
+    Raises: PERSON_EXISTS, VALIDATION_FAILED (a balance or `retired` for resident insurance).
+    """
     id_number = normalize_id_number(id_number)
     name = name.strip()
     balance = personal_account_balance_fen or 0
@@ -53,6 +58,7 @@ def create_person(
             "VALIDATION_FAILED",
             errors={"personal_account_balance_fen": ["Only employee insurance has a personal account."]},
         )
+    _check_retired(insurance_type, retired)
     index = id_index(id_number)
     if uow.session.scalar(select(Person.id).where(Person.id_index == index)) is not None:
         raise AppError("PERSON_EXISTS")
@@ -70,6 +76,8 @@ def create_person(
         insured_region=insured_region,
         status=status,
         opening_balance_fen=balance,
+        retired=retired,
+        assistance_category=assistance_category,
     )
     uow.session.add(person)
     try:
@@ -164,6 +172,35 @@ def reveal_id_number(person: Person) -> str:
     return crypto.decrypt(person.id_number_enc, purpose=ID_PURPOSE, aad=person.psn_no)
 
 
+def _check_retired(insurance_type: str, retired: bool) -> None:
+    if retired and insurance_type != "employee":
+        raise AppError("VALIDATION_FAILED", errors={"retired": ["Only employee insurance has retirees."]})
+
+
+def update_person(
+    uow: UnitOfWork,
+    psn_no: str,
+    *,
+    status: str | None = None,
+    retired: bool | None = None,
+    assistance_category: str | None = None,
+) -> Person:
+    """Change a person's status, retirement or medical-assistance category (the value at `pay` applies).
+
+    Raises: PERSON_NOT_FOUND, VALIDATION_FAILED (`retired` for resident insurance).
+    """
+    person = require_person(uow, psn_no)
+    if retired is not None:
+        _check_retired(person.insurance_type, retired)
+        person.retired = retired
+    if assistance_category is not None:
+        person.assistance_category = assistance_category
+    if status is not None:
+        return set_person_status(uow, psn_no, status)
+    uow.session.flush()
+    return person
+
+
 def set_person_status(uow: UnitOfWork, psn_no: str, status: str) -> Person:
     """Suspend or reactivate; suspension voids outstanding vouchers through the hook."""
     person = require_person(uow, psn_no)
@@ -239,7 +276,14 @@ def _new_secret() -> str:
 
 
 def create_institution(
-    uow: UnitOfWork, *, name: str, kind: str, region: str, services: list[str], webhook_url: str | None = None
+    uow: UnitOfWork,
+    *,
+    name: str,
+    kind: str,
+    region: str,
+    services: list[str],
+    webhook_url: str | None = None,
+    level: str = "secondary",
 ) -> tuple[Institution, InstitutionCredentials]:
     """Register an institution; the secret is returned once and stored encrypted."""
     org_id = "org_" + secrets.token_urlsafe(9)
@@ -254,6 +298,7 @@ def create_institution(
         key_id=key_id,
         secret_enc=crypto.encrypt(secret, purpose=SECRET_PURPOSE, aad=key_id),
         webhook_url=webhook_url,
+        level=level,
     )
     uow.session.add(inst)
     uow.session.flush()

@@ -1,0 +1,492 @@
+"""Hospital settlement (issue 15, 一站式结算): placing, paying and refunding an order whose bill is split
+between the pooled fund, serious-illness insurance, medical assistance and the person (benefits/split.py).
+
+orders.py, settlement.py and refunds.py dispatch here for orders with a `med_type`; v1 orders never come here.
+Ledger: one funding account per fund and policy region (system_name `hifp:532900`, `hifmi:…`, `maf:…`)
+pays beside the personal accounts and cash; the institution's clearing account receives the total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import object_session
+
+from benefits import policies
+from benefits import split as sp
+from benefits import totals as benefit_totals
+from voucher import ec_tokens as voucher
+from yibao.china_time import china_date
+from yibao.db import UnitOfWork, utcnow
+from yibao.errors import AppError
+from yibao.registry import services as registry
+from yibao.registry.models import Institution, Person
+
+from . import ledger, orders, payers, webhooks
+from .hospital_models import HospitalSettlement
+from .models import Account, OrderItem, PaymentGrant, PaymentOrder, Refund, TraceCodeSettlement
+
+SETTLEMENT_BUSINESS_TYPE = "01301"
+# DESIGN.md answers 422 here; the code (voucher/errors.py) is registered as 403 with a scan's text.
+SCOPE_DETAIL = "Hospital settlement needs a hospital and an ec_token from a 01301 (settlement) verification."
+
+
+def _scope_not_allowed() -> AppError:
+    return AppError("SCOPE_NOT_ALLOWED", SCOPE_DETAIL, status=422)
+
+
+FUNDS = ("hifp", "hifmi", "maf")
+
+
+@dataclass(frozen=True)
+class HospitalItemIn:
+    item_code: str
+    item_name: str
+    category: str
+    quantity: int
+    unit_price_fen: int
+    trace_codes: tuple[str, ...] = ()
+
+
+def _use_settlement_token(uow: UnitOfWork, inst: Institution, ec_token: str, now: datetime) -> PaymentGrant:
+    """Record the ec_token as used; it must come from a 01301 (settlement) verification at this hospital.
+
+    Raises: SCOPE_NOT_ALLOWED, INSTITUTION_NOT_DESIGNATED, PAY_AUTH_ALREADY_USED, EC_TOKEN_INVALID.
+    """
+    ec = voucher.resolve_ec_token(uow, ec_token, institution_id=inst.id)
+    if ec.business_type != SETTLEMENT_BUSINESS_TYPE:
+        raise _scope_not_allowed()
+    if not inst.designated_for(SETTLEMENT_BUSINESS_TYPE):
+        raise AppError("INSTITUTION_NOT_DESIGNATED")
+    grant = PaymentGrant(
+        grant_key=hashlib.sha256(ec_token.encode()).hexdigest(),
+        source="ec_token",
+        purpose="counter",
+        person_id=ec.person_id,
+        actor_person_id=ec.actor_person_id,
+        expires_at=ec.expires_at,
+        used_at=now,
+        created_at=now,
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(grant)
+    except IntegrityError as exc:
+        raise AppError("PAY_AUTH_ALREADY_USED") from exc
+    return grant
+
+
+def _lines(items: Sequence[HospitalItemIn]) -> list[sp.Line]:
+    return [sp.Line(it.category, it.quantity, it.unit_price_fen) for it in items]
+
+
+def _first_outpatient_today(
+    uow: UnitOfWork, person_id: int, institution_id: int, day: Any, exclude: int
+) -> bool:
+    """No other paid, unrefunded outpatient order of the person at this institution on this Beijing day."""
+    other = uow.session.scalar(
+        select(HospitalSettlement.order_id)
+        .where(
+            HospitalSettlement.person_id == person_id,
+            HospitalSettlement.institution_id == institution_id,
+            HospitalSettlement.day == day,
+            HospitalSettlement.counts_for_day.is_(True),
+            HospitalSettlement.order_id != exclude,
+        )
+        .limit(1)
+    )
+    return other is None
+
+
+def _compute(
+    uow: UnitOfWork,
+    *,
+    person: Person,
+    inst: Institution,
+    med_type: str,
+    lines: Sequence[sp.Line],
+    found: policies.Found,
+    totals: sp.Totals,
+    day: Any,
+    order_id: int,
+    own_balance: int,
+    holders: Sequence[tuple[int, int]],
+) -> sp.Split:
+    try:
+        return sp.compute(
+            found.policy,
+            med_type=med_type,
+            level=inst.level,
+            person=sp.Person(retired=person.retired, assistance_category=person.assistance_category),
+            lines=lines,
+            totals=totals,
+            deductible_applies=med_type == "inpatient"
+            or _first_outpatient_today(uow, person.id, inst.id, day, order_id),
+            account_balance_fen=own_balance,
+            holder_balances=holders,
+        )
+    except sp.AmountTooLarge as exc:
+        raise AppError("AMOUNT_TOO_LARGE") from exc
+
+
+def _apply_split(order: PaymentOrder, s: sp.Split) -> None:
+    order.fund_pay_fen = s.fund_pay_fen
+    order.account_pay_fen = s.account_pay_fen
+    order.mutual_aid_pay_fen = s.mutual_aid_pay_fen
+    order.cash_pay_fen = s.cash_pay_fen
+
+
+def create_order(
+    uow: UnitOfWork,
+    *,
+    institution_id: int,
+    ec_token: str,
+    merchant_order_no: str,
+    med_type: str,
+    items: Sequence[HospitalItemIn],
+) -> PaymentOrder:
+    """Place a hospital order; its split is provisional (pay computes it again under lock).
+
+    Raises: SCOPE_NOT_ALLOWED (not a hospital, or not a 01301 ec_token), TRACE_CODE_COUNT_MISMATCH,
+    TRACE_CODE_MALFORMED, TRACE_CODE_DUPLICATE, AMOUNT_TOO_LARGE, EC_TOKEN_INVALID,
+    INSTITUTION_NOT_DESIGNATED, PAY_AUTH_ALREADY_USED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
+    TRACE_CODE_ALREADY_SETTLED, BENEFIT_POLICY_MISSING, MERCHANT_ORDER_EXISTS.
+    """
+    now = utcnow()
+    inst = uow.session.get(Institution, institution_id)
+    assert inst is not None
+    if inst.kind != "hospital":
+        raise _scope_not_allowed()
+    v1_items = [
+        orders.ItemIn(it.item_code, it.item_name, False, it.quantity, it.unit_price_fen, it.trace_codes)
+        for it in items
+    ]
+    _, total = orders.validate_items(v1_items, 0)
+    lines = _lines(items)
+    grant = _use_settlement_token(uow, inst, ec_token, now)
+    payer = registry.person_by_id(uow, grant.person_id)
+    if payer is None or payer.status != "active":
+        raise AppError("PERSON_SUSPENDED")
+    payers.recheck_actor(
+        uow, actor_person_id=grant.actor_person_id, payer_person_id=payer.id, source=grant.source
+    )
+    if orders._any_settled(uow, v1_items):  # noqa: SLF001  (the v1 check, shared)
+        raise AppError("TRACE_CODE_ALREADY_SETTLED")
+    day = china_date(now)
+    found = policies.applicable(
+        uow, insured_region=payer.insured_region, insurance_type=payer.insurance_type, year=day.year
+    )
+    own = ledger.personal_account(uow, payer.id)
+    holders = payers.holder_accounts(uow, payer.id)
+    s = _compute(
+        uow,
+        person=payer,
+        inst=inst,
+        med_type=med_type,
+        lines=lines,
+        found=found,
+        totals=benefit_totals.as_totals(benefit_totals.read(uow, payer.id, day.year)),
+        day=day,
+        order_id=0,
+        own_balance=own.balance_fen if own else 0,
+        holders=[(a.id, a.balance_fen) for a in holders],
+    )
+    order = PaymentOrder(
+        pay_order_id="po_" + secrets.token_urlsafe(18),
+        institution_id=inst.id,
+        payer_person_id=payer.id,
+        actor_person_id=grant.actor_person_id,
+        grant_id=grant.id,
+        purpose="counter",
+        merchant_order_no=merchant_order_no,
+        account_only=False,
+        status="created",
+        drug_fen=total,
+        delivery_fee_fen=0,
+        total_fen=total,
+        med_type=med_type,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_split(order, s)
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(order)
+    except IntegrityError as exc:
+        raise AppError("MERCHANT_ORDER_EXISTS") from exc
+    uow.session.add_all(
+        OrderItem(
+            order_id=order.id,
+            line_no=i + 1,
+            drug_code=it.item_code,
+            drug_name=it.item_name,
+            otc=False,
+            quantity=it.quantity,
+            unit_price_fen=it.unit_price_fen,
+            trace_codes=list(it.trace_codes),
+        )
+        for i, it in enumerate(items)
+    )
+    uow.session.add(
+        HospitalSettlement(
+            order_id=order.id,
+            med_type=med_type,
+            year=day.year,
+            policy_id=found.row.id,
+            policy_version=found.row.version,
+            lines=[
+                {"category": ln.category, "quantity": ln.quantity, "unit_price_fen": ln.unit_price_fen}
+                for ln in lines
+            ],
+            split={**s.fields(), "policy_region": found.row.region},
+            day=day,
+            institution_id=inst.id,
+            person_id=payer.id,
+            counts_for_day=False,
+            created_at=now,
+        )
+    )
+    uow.session.flush()
+    return order
+
+
+def fund_account(uow: UnitOfWork, fund: str, region: str) -> int:
+    """The funding account of one fund of one pooling region (`hifp:532900`), created on first use."""
+    name = f"{fund}:{region}"
+    acct_id = uow.session.scalar(select(Account.id).where(Account.system_name == name))
+    if acct_id is not None:
+        return acct_id
+    try:
+        with uow.session.begin_nested():
+            acct = Account(kind="funding", system_name=name, balance_fen=0)
+            uow.session.add(acct)
+        return acct.id
+    except IntegrityError:
+        return uow.session.scalar(select(Account.id).where(Account.system_name == name))
+
+
+def pay(
+    uow: UnitOfWork,
+    order: PaymentOrder,
+    *,
+    keys: Sequence[str],
+    has_endpoint: bool,
+    clearing: int | None,
+    cash: int | None,
+    now: datetime,
+) -> PaymentOrder:
+    """Pay a locked hospital order: compute the split again under the totals and account locks (final).
+
+    Raises: ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
+    BENEFIT_POLICY_MISSING, TRACE_CODE_ALREADY_SETTLED.
+    """
+    orders.transition(order, "paid")
+    if now - order.created_at > orders.PAY_WINDOW:
+        raise AppError("ORDER_EXPIRED")
+    if registry.person_status_locked(uow, order.payer_person_id) != "active":
+        raise AppError("PERSON_SUSPENDED")
+    if order.actor_person_id is not None:
+        source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
+        payers.recheck_actor(
+            uow, actor_person_id=order.actor_person_id, payer_person_id=order.payer_person_id, source=source
+        )
+    hs = uow.session.get(HospitalSettlement, order.id)
+    assert hs is not None
+    person = registry.person_by_id(uow, order.payer_person_id)
+    inst = uow.session.get(Institution, order.institution_id)
+    assert person is not None and inst is not None
+    day = china_date(now)
+    found = policies.applicable(
+        uow, insured_region=person.insured_region, insurance_type=person.insurance_type, year=day.year
+    )
+    row = benefit_totals.lock(uow, person.id, day.year)  # before the accounts, as in refunds
+    holder_pids = payers.holder_person_ids(uow, person.id)
+    locked = ledger.lock_accounts_of(uow, [person.id, *holder_pids])
+    own = locked.get(person.id)
+    holders = [locked[pid] for pid in holder_pids if pid in locked]
+    lines = [sp.Line(ln["category"], ln["quantity"], ln["unit_price_fen"]) for ln in hs.lines]
+    s = _compute(
+        uow,
+        person=person,
+        inst=inst,
+        med_type=hs.med_type,
+        lines=lines,
+        found=found,
+        totals=benefit_totals.as_totals(row),
+        day=day,
+        order_id=order.id,
+        own_balance=own[1] if own else 0,
+        holders=holders,
+    )
+    if keys:
+        from .settlement import settle_codes  # settlement.py dispatches here: imported at call time
+
+        settle_codes(uow, keys, order.id, now)
+    if clearing is None or cash is None:
+        clearing, cash = ledger.settlement_accounts(uow, order.institution_id)
+    region = found.row.region
+    legs = [
+        (fund_account(uow, f, region), -getattr(s, f"{f}_pay_fen"))
+        for f in FUNDS
+        if getattr(s, f"{f}_pay_fen")
+    ]
+    legs += [(acct_id, -fen) for acct_id, fen in s.mutual_aid]
+    if own:
+        legs.append((own[0], -s.account_pay_fen))
+    legs += [(cash, -s.cash_pay_fen), (clearing, s.total_fen)]
+    ledger.post(
+        uow,
+        kind="payment",
+        legs=legs,
+        order_id=order.id,
+        personal_ids=([own[0]] if own else []) + [a for a, _ in holders],
+        at=now,
+    )
+    counted = s.counted()
+    benefit_totals.add(row, counted, deductible=(s.med_type, s.deductible_fen), sign=1)
+    hs.split = {**s.fields(), "policy_region": region}
+    hs.counted = counted
+    hs.policy_id, hs.policy_version, hs.year, hs.day = found.row.id, found.row.version, day.year, day
+    hs.counts_for_day = s.med_type == "outpatient"
+    _apply_split(order, s)
+    order.paid_at = now
+    order.updated_at = now
+    uow.session.flush()
+    webhooks.enqueue(
+        uow,
+        institution_id=order.institution_id,
+        type="payment.paid",
+        data=orders.order_view(order),
+        now=now,
+        has_endpoint=has_endpoint,
+    )
+    return order
+
+
+def refund(
+    uow: UnitOfWork, order: PaymentOrder, *, institution_id: int, amount_fen: int | None, reason: str
+) -> Refund:
+    """Refund a paid hospital order whole: funds, accounts and cash back, running totals given back.
+
+    Raises: ORDER_STATE_CONFLICT, REFUND_MUST_BE_WHOLE.
+    """
+    now = utcnow()
+    if order.status != "paid":
+        raise AppError("ORDER_STATE_CONFLICT", order_status=order.status)
+    left = order.total_fen - order.refunded_fen
+    if amount_fen is not None and amount_fen != left:
+        raise AppError("REFUND_MUST_BE_WHOLE", refundable_fen=left)
+    hs = uow.session.get(HospitalSettlement, order.id)
+    assert hs is not None and hs.counted is not None
+    row = benefit_totals.lock(uow, order.payer_person_id, hs.year)
+    # What each account paid, from the ledger (the payment's own legs).
+    from . import refunds as v1_refunds
+
+    by_source = v1_refunds._paid_by_source(uow, order)  # noqa: SLF001
+    ledger.lock_personal_accounts(uow, list(by_source))
+    refund_row = Refund(
+        refund_id="rf_" + secrets.token_urlsafe(18),
+        order_id=order.id,
+        institution_id=institution_id,
+        amount_fen=left,
+        account_refund_fen=order.account_pay_fen + order.mutual_aid_pay_fen,
+        mutual_aid_refund_fen=order.mutual_aid_pay_fen,
+        cash_refund_fen=order.cash_pay_fen,
+        reason=reason,
+        released_trace_codes=[],
+        status="succeeded",
+        created_at=now,
+    )
+    uow.session.add(refund_row)
+    uow.session.flush()
+    active = uow.session.scalars(
+        select(TraceCodeSettlement).where(
+            TraceCodeSettlement.order_id == order.id, TraceCodeSettlement.released_at.is_(None)
+        )
+    ).all()
+    for t in active:
+        t.released_at = now
+        t.released_by_refund_id = refund_row.id
+    refund_row.released_trace_codes = [t.code for t in active]
+    region = hs.split["policy_region"]
+    legs = [
+        (fund_account(uow, f, region), hs.split[f"{f}_pay_fen"]) for f in FUNDS if hs.split[f"{f}_pay_fen"]
+    ]
+    legs += [(acct, fen) for acct, fen in by_source.items() if fen]
+    clearing, cash = ledger.settlement_accounts(uow, institution_id)
+    legs += [(cash, order.cash_pay_fen), (clearing, -left)]
+    ledger.post(
+        uow,
+        kind="refund",
+        legs=legs,
+        order_id=order.id,
+        refund_id=refund_row.id,
+        personal_ids=list(by_source),
+        at=now,
+    )
+    benefit_totals.add(row, hs.counted, deductible=(hs.med_type, hs.split["deductible_fen"]), sign=-1)
+    hs.counts_for_day = False
+    orders.transition(order, "refunded")
+    order.refunded_fen = order.total_fen
+    order.account_refunded_fen = order.account_pay_fen
+    order.mutual_aid_refunded_fen = order.mutual_aid_pay_fen
+    order.cash_refunded_fen = order.cash_pay_fen
+    order.updated_at = now
+    uow.session.flush()
+    webhooks.enqueue(
+        uow,
+        institution_id=institution_id,
+        type="payment.refunded",
+        data={**orders.order_view(order), "refund": v1_refunds.refund_view(refund_row)},
+        now=now,
+    )
+    return refund_row
+
+
+SPLIT_FIELDS = (
+    "med_type",
+    "inscp_fen",
+    "preselfpay_fen",
+    "ownpay_fen",
+    "deductible_fen",
+    "hifp_pay_fen",
+    "hifmi_pay_fen",
+    "maf_pay_fen",
+    "fund_pay_fen",
+    "policy_version",
+)
+
+
+def order_extra(order: PaymentOrder) -> dict[str, Any]:
+    """The split fields a hospital order adds to the order view ({} for a v1 order)."""
+    if order.med_type is None:
+        return {}
+    session = object_session(order)
+    hs = session.get(HospitalSettlement, order.id) if session is not None else None
+    if hs is None:
+        return {}
+    return {k: hs.split[k] for k in SPLIT_FIELDS}
+
+
+def refund_extra(refund_row: Refund) -> dict[str, Any]:
+    """The fund amounts a hospital refund gave back ({} for a v1 refund)."""
+    session = object_session(refund_row)
+    order = session.get(PaymentOrder, refund_row.order_id) if session is not None else None
+    if order is None or order.med_type is None:
+        return {}
+    hs = session.get(HospitalSettlement, refund_row.order_id)
+    if hs is None:
+        return {}
+    return {
+        "hifp_refund_fen": hs.split["hifp_pay_fen"],
+        "hifmi_refund_fen": hs.split["hifmi_pay_fen"],
+        "maf_refund_fen": hs.split["maf_pay_fen"],
+        "mutual_aid_refund_fen": order.mutual_aid_pay_fen if order else refund_row.mutual_aid_refund_fen,
+    }
