@@ -123,6 +123,7 @@ class ServerSettings:
     port: int
     workers: int
     access_log: bool
+    threads: int = 8
 
 
 def server_settings(environ: Mapping[str, str] = os.environ) -> ServerSettings:
@@ -132,4 +133,5 @@ def server_settings(environ: Mapping[str, str] = os.environ) -> ServerSettings:
         port=int(environ.get("PORT", "8000")),
         workers=int(environ.get("WEB_CONCURRENCY", "4")),
         access_log=bool(environ.get("YIBAO_GUNICORN_ACCESS_LOG")),
+        threads=int(environ.get("WEB_THREADS", "8")),
     )

@@ -9,11 +9,16 @@ and the worker class answers such refusals as problem+json like the application 
 - limit_request_field_size: one header field (`Name: value`, without CRLF) at most 8190 bytes;
   longer → 431 REQUEST_HEADER_FIELDS_TOO_LARGE.
 - a malformed request line, header or Content-Length (e.g. `-1`) → 400 BAD_REQUEST.
+
+Workers are threaded (gthread, WEB_THREADS threads each, default 8): a page's long poll of the push
+channel (GET /api/v1/events, bounded at 25 s) holds one thread, not a whole worker process.
 """
 
+from yibao.config import server_settings
 from yibao.http_server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
-worker_class = "yibao.http_server.ProblemWorker"
+worker_class = "yibao.http_server.ThreadedProblemWorker"
+threads = server_settings().threads
 limit_request_line = LIMIT_REQUEST_LINE
 limit_request_fields = LIMIT_REQUEST_FIELDS
 limit_request_field_size = LIMIT_REQUEST_FIELD_SIZE

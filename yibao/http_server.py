@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from yibao.errors import MESSAGES
@@ -63,13 +64,18 @@ def write_problem(sock, status_int: int, reason: str, mesg: str) -> None:  # typ
 class ProblemWorker(SyncWorker):
     """gunicorn's sync worker whose own error answers are problem+json."""
 
-    def handle_error(self, req, client, addr, exc):  # type: ignore[no-untyped-def]
-        # gunicorn's Worker.handle_error classifies the error (status, warning, access log) and writes
-        # through gunicorn.util.write_error, its only caller: swapped for the length of this call (a
-        # sync worker handles one request at a time), so gunicorn's decisions stay its own.
-        original = util.write_error
+    def init_process(self) -> None:
+        # gunicorn.util.write_error is the only writer of gunicorn's own error answers (called from
+        # Worker.handle_error, which keeps classifying the error and logging it): replaced for the whole
+        # worker process, so it holds for every thread of a threaded worker too.
         util.write_error = write_problem
-        try:
-            super().handle_error(req, client, addr, exc)
-        finally:
-            util.write_error = original
+        super().init_process()
+
+
+class ThreadedProblemWorker(ThreadWorker):
+    """gunicorn's threaded worker (gthread) with problem+json refusals: what `make run` uses, so that a
+    long poll of the push channel (GET /api/v1/events, up to 25 s) holds a thread, not a process."""
+
+    def init_process(self) -> None:
+        util.write_error = write_problem
+        super().init_process()

@@ -111,6 +111,7 @@ def main() -> int:
     print("=" * 72, flush=True)
     print(f"yibao is starting on {base}" + ("   (YIBAO_ENV=production)" if production else ""))
     print(f"API docs (Swagger UI): {base}/api/v1/docs")
+    print(f"The insured's page:    {base}/app/      the counter console: {base}/counter/")
     print(f"OpenAPI document:      {base}/api/v1/openapi.json")
     print(f"Database: {without_credentials(db_url)}   Redis: {without_credentials(redis_url)}")
     if generated_admin:  # development only; an operator's own token is never echoed

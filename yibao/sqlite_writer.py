@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -46,6 +47,9 @@ def _database_file(uow: UnitOfWork) -> str | None:
     return None if not path or path == ":memory:" else path
 
 
+_thread_turn = threading.RLock()
+
+
 @contextmanager
 def writer_turn(uow: UnitOfWork) -> Iterator[None]:
     """On a SQLite file, wait for this process's turn (flock on `<db>.writers`) before writing.
@@ -62,11 +66,14 @@ def writer_turn(uow: UnitOfWork) -> Iterator[None]:
         if len(_turn_files) >= MAX_OPEN_TURN_FILES:
             os.close(_turn_files.pop(next(iter(_turn_files))))
         fd = _turn_files[path] = os.open(path + ".writers", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    # An flock belongs to the open file, shared by this process's threads (gthread workers): the
+    # threads take turns on a lock of their own first.
+    with _thread_turn:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class ReadThenWrite:
