@@ -146,6 +146,7 @@ def test_server_verifier_accepts_the_vectors(monkeypatch, name, method, target, 
     inst = SimpleNamespace(
         id=1,
         org_id="org_vectors",
+        name="向量药房",
         kind="pharmacy",
         region="532900",
         services=["02121"],
