@@ -93,6 +93,16 @@ def use_grant(
         raise AppError("BUSINESS_TYPE_NOT_PAYABLE")
     if not designated(inst, "counter"):
         raise AppError("INSTITUTION_NOT_DESIGNATED")
+    return grant_of_ec_token(uow, ec_token, ec, now)
+
+
+def grant_of_ec_token(
+    uow: UnitOfWork, ec_token: str, ec: voucher.EcTokenGrant, now: datetime
+) -> PaymentGrant:
+    """An ec_token pays one order: its grant row, used at once (unique by the token's hash).
+
+    Raises: PAY_AUTH_ALREADY_USED when the ec_token already placed an order.
+    """
     grant = PaymentGrant(
         grant_key=hashlib.sha256(ec_token.encode()).hexdigest(),
         source="ec_token",

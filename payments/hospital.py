@@ -8,7 +8,6 @@ pays beside the personal accounts and cash; the institution's clearing account r
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from yibao.errors import AppError
 from yibao.registry import services as registry
 from yibao.registry.models import Institution, Person
 
-from . import ledger, orders, payers, webhooks
+from . import grants, ledger, orders, payers, webhooks
 from .hospital_models import HospitalSettlement
 from .models import Account, OrderItem, PaymentGrant, PaymentOrder, Refund, TraceCodeSettlement
 
@@ -65,22 +64,7 @@ def _use_settlement_token(uow: UnitOfWork, inst: Institution, ec_token: str, now
         raise _scope_not_allowed()
     if not inst.designated_for(SETTLEMENT_BUSINESS_TYPE):
         raise AppError("INSTITUTION_NOT_DESIGNATED")
-    grant = PaymentGrant(
-        grant_key=hashlib.sha256(ec_token.encode()).hexdigest(),
-        source="ec_token",
-        purpose="counter",
-        person_id=ec.person_id,
-        actor_person_id=ec.actor_person_id,
-        expires_at=ec.expires_at,
-        used_at=now,
-        created_at=now,
-    )
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(grant)
-    except IntegrityError as exc:
-        raise AppError("PAY_AUTH_ALREADY_USED") from exc
-    return grant
+    return grants.grant_of_ec_token(uow, ec_token, ec, now)
 
 
 def _lines(items: Sequence[HospitalItemIn]) -> list[sp.Line]:
