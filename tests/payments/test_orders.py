@@ -16,7 +16,7 @@ from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
 
-from .conftest import item, trace_code
+from .support import item, trace_code
 
 
 def counts(app) -> tuple[int, int, int]:

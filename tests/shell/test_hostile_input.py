@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.payments.conftest import Pay, item
+from tests.payments.support import Pay, item
 from tests.support import problem, sign_headers
 
 NUL = "\x00"
