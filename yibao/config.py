@@ -114,6 +114,13 @@ def load(test_config: dict | None = None) -> dict:
         cfg.update(test_config)
     if cfg.get("DATABASE_URL"):
         cfg["DATABASE_URL"] = normalize_database_url(cfg["DATABASE_URL"])
+    # Checked on the final settings (an app built with REDIS_URL given is fine): an embedded Valkey's
+    # single-use and replay state would die with its process and is not shared between hosts.
+    if cfg["YIBAO_ENV"] == "production" and not (cfg.get("REDIS_URL") or cfg.get("REDIS_CLUSTER_URL")):
+        raise RuntimeError(
+            "REDIS_URL or REDIS_CLUSTER_URL must be set when YIBAO_ENV=production"
+            " (no embedded Valkey in production)"
+        )
     return cfg
 
 
