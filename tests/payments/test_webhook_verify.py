@@ -8,6 +8,7 @@ a missing or non-text value must never raise, and a timestamp is exactly ASCII d
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,12 @@ from payments import webhooks
 SECRET = webhooks.new_secret()
 BODY = b'{"type":"payment.paid"}'
 NOW = int(time.time())
+
+
+@pytest.fixture(autouse=True)
+def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver's clock stays at NOW: the window check must not depend on how long the suite ran."""
+    monkeypatch.setattr(webhooks, "time", SimpleNamespace(time=lambda: NOW))
 
 
 def hdrs(**over: object) -> dict:
@@ -86,3 +93,13 @@ def test_the_signature_of_a_full_width_timestamp_is_not_accepted_either():
 )
 def test_any_header_values_never_raise(over):
     assert webhooks.verify(SECRET, hdrs(**over), BODY) in (True, False)
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_a_timestamp_out_of_the_window_gives_false(skew):
+    ts = NOW + skew
+    headers = hdrs(
+        **{"webhook-timestamp": str(ts), "webhook-signature": webhooks.sign(SECRET, "msg_1", ts, BODY)}
+    )
+    assert webhooks.verify(SECRET, headers, BODY) is False
+    assert webhooks.verify(SECRET, headers, BODY, tolerance=301) is True
