@@ -386,7 +386,8 @@ function stopCountdown() {
 
 function onVisible() {
   // Back on the page: a code that is about to expire (or did, while hidden) is replaced at once.
-  if (document.visibilityState !== "visible" || state.screen !== "code" || !state.session) return;
+  if (document.visibilityState !== "visible" || state.screen !== "code") return;
+  if (!state.session && !state.offlineOnly) return;
   if (secondsLeft() < 20) loadCode().catch(fail);
 }
 
