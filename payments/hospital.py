@@ -29,16 +29,16 @@ from yibao.registry import services as registry
 from yibao.registry.models import Institution, Person
 
 from . import grants, ledger, orders, payers, webhooks
+from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .hospital_models import HospitalSettlement
 from .models import Account, OrderItem, PaymentGrant, PaymentOrder, Refund, TraceCodeSettlement
 
 SETTLEMENT_BUSINESS_TYPE = "01301"
-# DESIGN.md answers 422 here; the code (voucher/errors.py) is registered as 403 with a scan's text.
-SCOPE_DETAIL = "Hospital settlement needs a hospital and an ec_token from a 01301 (settlement) verification."
 
 
 def _scope_not_allowed() -> AppError:
-    return AppError("SCOPE_NOT_ALLOWED", SCOPE_DETAIL, status=422)
+    """422 SCOPE_NOT_ALLOWED with the hospital order's meaning (payments/errors.py)."""
+    return AppError(HOSPITAL_SCOPE_NOT_ALLOWED)
 
 
 FUNDS = ("hifp", "hifmi", "maf")

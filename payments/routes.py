@@ -27,6 +27,7 @@ from . import (
     statements,
     webhooks,
 )
+from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .schemas import (
     PAY_ORDER_ID_PATTERN,
     AccountOut,
@@ -171,7 +172,7 @@ def _items(args: dict) -> list[orders.ItemIn]:
     "INSUFFICIENT_BALANCE",
     "SUPERVISION_BLOCKED",
     "MERCHANT_ORDER_EXISTS",
-    "SCOPE_NOT_ALLOWED",
+    HOSPITAL_SCOPE_NOT_ALLOWED,  # 422 SCOPE_NOT_ALLOWED, the hospital order's meaning (errors.py)
     "BENEFIT_POLICY_MISSING",
 )
 def create_order(args: dict) -> dict:
