@@ -5,7 +5,9 @@ A period is a range of Beijing calendar dates, both ends included. A settlement 
 was paid, a refund on the day it was made (a refunded order counts once in each), as in the daily
 statement (statements.py). Amounts come from the settlement's final split (HospitalSettlement.split)
 and the order's person part; a hospital refund is whole, so it gives back exactly the split's funds.
-Counts come from indexed aggregates (payment_orders by paid_at, payment_refunds by created_at).
+Sums in SQL: an institution's statement reads payment_orders through (institution_id, paid_at) and
+refunds through created_at; the operators' reconciliation has no index on paid_at alone and reads the
+orders of every institution (an operator's report, not a hot path).
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ def _grouped(uow: UnitOfWork, count: Any, amounts: list[Any], when: list[Any]) -
     """(insurance_type, policy region, count, *amounts) of hospital orders, per insurance type and region."""
     o = PaymentOrder
     funds = [func.coalesce(func.sum(HospitalSettlement.split[f"{f}_pay_fen"].as_integer()), 0) for f in FUNDS]
-    total, *person_part = (func.coalesce(func.sum(a), 0) for a in amounts)
+    total, *rest = (func.coalesce(func.sum(a), 0) for a in amounts)  # rest: fund_pay and the person's part
     q = (
-        select(Person.insurance_type, _REGION, func.count(count), total, *funds, *person_part)
+        select(Person.insurance_type, _REGION, func.count(count), total, *funds, *rest)
         .select_from(o)
         .join(HospitalSettlement, HospitalSettlement.order_id == o.id)
         .join(Person, Person.id == o.payer_person_id)
@@ -65,8 +67,8 @@ def _settled(uow: UnitOfWork, lo: datetime, hi: datetime, institution_id: int | 
     o = PaymentOrder
     when = [o.paid_at >= lo, o.paid_at < hi]
     when += [o.institution_id == institution_id] if institution_id is not None else []
-    person_part = [o.fund_pay_fen, o.account_pay_fen, o.mutual_aid_pay_fen, o.cash_pay_fen]
-    return _grouped(uow, o.id, [o.total_fen, *person_part], when)
+    rest = [o.fund_pay_fen, o.account_pay_fen, o.mutual_aid_pay_fen, o.cash_pay_fen]
+    return _grouped(uow, o.id, [o.total_fen, *rest], when)
 
 
 def _refunded(uow: UnitOfWork, lo: datetime, hi: datetime, institution_id: int | None) -> list[Any]:
