@@ -238,6 +238,8 @@ function setMode(mode) {
   badge.hidden = mode === "signed";
   badge.textContent = mode === "offline" ? t("app.offline.badge") : mode === "member-offline" ? t("app.offline.member") : "";
   $("qr").dataset.mode = mode;
+  // "a new one appears after a scan" needs the live channel: an offline phone hears of no scan.
+  $("code-once").hidden = mode !== "signed";
 }
 
 function showCode(mode, content, expiresAt) {
