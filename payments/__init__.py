@@ -9,10 +9,13 @@ from flask import Flask
 
 def register(app: Flask, api: Any) -> None:
     """Register the payments blueprint, the person_created hook and the CLI commands."""
-    from . import accounts, errors  # noqa: F401  (error codes; the person_created hook)
+    from yibao import partitions
+
+    from . import accounts, errors, retention  # noqa: F401  (error codes; the person_created hook)
     from .cli import payments_cli, webhooks_cli
     from .routes import blp
 
+    partitions.register(app, *retention.RETAINED)
     api.register_blueprint(blp)
     app.cli.add_command(payments_cli)
     app.cli.add_command(webhooks_cli)
