@@ -125,6 +125,9 @@ def try_claim(
 ) -> Claim | None:
     """The common case in one statement: claim a key never seen before (committed), else None.
 
+    None also near a month boundary (near_month_boundary): there begin() locks the key and looks in
+    the neighbouring month first.
+
     For db.autocommit(): the single INSERT commits on its own, exactly like the claim transaction
     of begin(), so a concurrent request sees the claim at once. None means the key
     exists: call begin() in an ordinary transaction to replay, refuse or take it over.
@@ -177,11 +180,15 @@ def begin(
             return Stored(row.response_status or 200, row.response_body or "")
         if row.locked_until > now:
             raise AppError("IDEMPOTENCY_KEY_IN_USE")
-    # Expired key, or a crashed claim past its lease: take it over with a new token.
+    # Expired key, or a crashed claim past its lease: take it over with a new token. A claim of the
+    # neighbouring month keeps its times, so it never outlives the boundary window that finds it.
+    kept = ("institution_id", "key", "period_start")
+    if row.period_start != values["period_start"]:
+        kept += ("created_at", "expires_at")
     uow.session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == row.id)
-        .values(**{k: v for k, v in values.items() if k not in ("institution_id", "key", "period_start")})
+        .values(**{k: v for k, v in values.items() if k not in kept})
         .execution_options(synchronize_session=False)
     )
     uow.commit()

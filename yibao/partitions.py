@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -205,9 +205,9 @@ class Shape:
     """The keys and indexes of a table to rebuild (migrations): names as the models' convention."""
 
     primary_key: Sequence[str]
-    uniques: Mapping[str, Sequence[str]] = ()  # type: ignore[assignment]
-    indexes: Mapping[str, Sequence[str]] = ()  # type: ignore[assignment]
-    foreign_keys: Mapping[str, tuple[str, str]] = ()  # type: ignore[assignment]  name -> (column, table)
+    uniques: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> columns
+    indexes: Mapping[str, Sequence[str]] = field(default_factory=dict)  # name -> columns
+    foreign_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (column, table)
 
 
 def rebuild(
@@ -252,10 +252,10 @@ def rebuild(
         conn.execute(text(f'ALTER TABLE "{default_name(table)}__new" RENAME TO "{default_name(table)}"'))
     cols = ", ".join(shape.primary_key)
     conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "pk_{table}" PRIMARY KEY ({cols})'))
-    for name, columns in dict(shape.uniques).items():
+    for name, columns in shape.uniques.items():
         conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" UNIQUE ({", ".join(columns)})'))
-    for name, columns in dict(shape.indexes).items():
+    for name, columns in shape.indexes.items():
         conn.execute(text(f'CREATE INDEX "{name}" ON "{table}" ({", ".join(columns)})'))
-    for name, (column, referred) in dict(shape.foreign_keys).items():
+    for name, (column, referred) in shape.foreign_keys.items():
         fk = f"FOREIGN KEY ({column}) REFERENCES {referred} (id)"
         conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {fk}'))

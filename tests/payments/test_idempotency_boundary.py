@@ -158,3 +158,20 @@ def test_concurrent_claims_on_both_sides_of_the_boundary_serialize(app, yb, shop
     with app.app_context(), db.uow(readonly=True) as uow:
         n = uow.session.scalar(select(func.count(IdempotencyKey.id)).where(IdempotencyKey.key == "k-race"))
     assert n == 1
+
+
+def test_a_crashed_claim_of_last_month_taken_over_keeps_its_expiry(app, yb, shop):
+    """Taken over next month (its lease ran out), the claim keeps the 24 h of its first claim: a key
+    that lived on past the boundary window would not be found from next month's partition."""
+    inst_id = _inst_id(app, shop.org_id)
+    first = _begin(app, inst_id, "k-crash", BEFORE, lock_seconds=0.5)
+    assert isinstance(first, idempotency.Claim)
+    taken = _begin(app, inst_id, "k-crash", AFTER)
+    assert isinstance(taken, idempotency.Claim) and taken.id == first.id and taken.token != first.token
+    with app.app_context(), db.uow(readonly=True) as uow:
+        row = uow.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "k-crash"))
+    assert (row.period_start, row.created_at, row.expires_at) == (
+        month_start(BEFORE),
+        BEFORE,
+        BEFORE + idempotency.RETENTION,
+    )
