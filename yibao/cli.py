@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from marshmallow import ValidationError
 
+from yibao import partitions
 from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
@@ -55,6 +56,7 @@ def db_upgrade() -> None:
 
     try:
         upgrade(current_app.config["DATABASE_URL"])
+        partitions.ensure_all(current_app, db.engine, utcnow())  # this and next month's partitions
     except OperationalError as exc:  # a clear message, not a stack trace, for an unreachable database
         raise click.ClickException(f"DATABASE_UNAVAILABLE: {exc.orig}") from exc
     click.echo("database is up to date")
@@ -65,20 +67,12 @@ def maintenance_cli() -> None:
     """Partitions and retention of the tables that grow with every scan or request."""
 
 
-def _ensure_all(ahead: int) -> dict[str, list[str]]:
-    from yibao import partitions
-
-    now = utcnow()
-    with db.engine.begin() as conn:
-        return {t.table: partitions.ensure(conn, t, now, ahead) for t in partitions.registered(current_app)}
-
-
 @maintenance_cli.command("ensure-partitions")
 @click.option("--ahead", type=click.IntRange(0, 24), default=1, show_default=True, help="Months after this.")
 @with_appcontext
 def ensure_partitions(ahead: int) -> None:
     """Create this month's and the next months' partitions (PostgreSQL; nothing to do on SQLite)."""
-    _echo({"created": _ensure_all(ahead)})
+    _echo({"created": partitions.ensure_all(current_app, db.engine, utcnow(), ahead)})
 
 
 @maintenance_cli.command("prune")
@@ -91,8 +85,6 @@ def prune(older_than: str) -> None:
     can no longer verify, idempotency keys their 24 h, the usage audit YIBAO_USAGE_RETENTION_DAYS,
     webhook events until delivered). Creates the partitions ahead too, so it can run alone from cron.
     """
-    from yibao import partitions
-
     try:
         age = partitions.parse_duration(older_than)
     except ValueError as exc:
@@ -103,7 +95,7 @@ def prune(older_than: str) -> None:
         cutoff = partitions.cutoff_of(spec, current_app.config, age, now)
         with db.engine.begin() as conn:  # one table at a time: short locks
             out[spec.table] = partitions.prune(conn, spec, cutoff, now)
-    _echo({"pruned": out, "created": _ensure_all(partitions.DEFAULT_AHEAD)})
+    _echo({"pruned": out, "created": partitions.ensure_all(current_app, db.engine, utcnow())})
 
 
 @click.group("person")

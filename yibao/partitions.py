@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from .db import UTCDateTime
 
@@ -156,6 +156,15 @@ def ensure(conn: Connection, spec: Retained, now: datetime, ahead: int = DEFAULT
         for m in months
         if create_month(conn, spec.table, spec.partition_column, m)
     ]
+
+
+def ensure_all(app: Flask, engine: Engine, now: datetime, ahead: int = DEFAULT_AHEAD) -> dict[str, list[str]]:
+    """ensure() for every registered table, each in its own short transaction."""
+    out = {}
+    for spec in registered(app):
+        with engine.begin() as conn:
+            out[spec.table] = ensure(conn, spec, now, ahead)
+    return out
 
 
 def cutoff_of(spec: Retained, config: Mapping[str, Any], older_than: timedelta, now: datetime) -> datetime:
