@@ -11,7 +11,8 @@ def register(app: Flask, api: Any) -> None:
     """Register the payments blueprint, the person_created hook and the CLI commands."""
     from yibao import partitions
 
-    from . import accounts, errors, retention  # noqa: F401  (error codes; the person_created hook)
+    # error codes; the person_created hook; the fund statement routes (on blp); the growing tables
+    from . import accounts, errors, fund_routes, retention  # noqa: F401
     from .cli import payments_cli, webhooks_cli
     from .routes import blp
 

@@ -78,18 +78,8 @@ def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture
-def database_url(db_template: str, tmp_path: Path, is_postgres: bool) -> str:
-    if is_postgres:
-        _reset_postgres(db_template)
-        return db_template
-    path = tmp_path / "yibao.sqlite3"
-    shutil.copyfile(db_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
 def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[str]:
-    """An empty database for migration tests: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    """An unmigrated database for migration tests: a fresh SQLite file, or a fresh PostgreSQL schema."""
     if not is_postgres:
         yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
         return
@@ -103,6 +93,16 @@ def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[s
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.fixture
+def database_url(db_template: str, tmp_path: Path, is_postgres: bool) -> str:
+    if is_postgres:
+        _reset_postgres(db_template)
+        return db_template
+    path = tmp_path / "yibao.sqlite3"
+    shutil.copyfile(db_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
