@@ -6,11 +6,12 @@ live in settlement.py.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -80,3 +81,18 @@ def insert_settlements(uow: UnitOfWork, keys: Sequence[str], order_id: int, now:
     """
     rows = [{"code": k, "order_id": order_id, "settled_at": now} for k in keys]
     return len(uow.session.execute(_SETTLE_CODES[uow.dialect], rows).all())
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:lock_id)")
+
+
+def lock_idempotency_key(uow: UnitOfWork, institution_id: int, key: str) -> None:
+    """Serialize the claims of one (institution, key) until the transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on a 64-bit hash of the pair. SQLite: nothing to do,
+    the write transaction (BEGIN IMMEDIATE) already holds the database's single write lock.
+    """
+    if uow.dialect != "postgresql":
+        return
+    digest = hashlib.sha256(f"{institution_id}:{key}".encode()).digest()
+    uow.session.execute(_ADVISORY_LOCK, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})

@@ -76,6 +76,9 @@ class Config:
         self.PAYMENTS_IDEMPOTENCY_LOCK_SECONDS = float(env.get("YIBAO_IDEMPOTENCY_LOCK_SECONDS", "30"))
         # Lifetime of a signed voucher code, seconds (1..300; checked by the voucher package).
         self.VOUCHER_TTL = int(env.get("YIBAO_VOUCHER_TTL") or 60)
+        # How long the usage audit (every scan, accepted or refused) is kept before
+        # `yibao maintenance prune` may remove it, days (>= 1; see docs/configuration.md).
+        self.USAGE_RETENTION_DAYS = _positive_int("YIBAO_USAGE_RETENTION_DAYS", 1095)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.JSON_LOGS = _bool(env.get("YIBAO_JSON_LOGS"), default=True)
         # flask-smorest / OpenAPI
@@ -99,6 +102,15 @@ def _origins(value: str) -> tuple[str, ...]:
         if scheme not in {"http", "https"} or not sep or not host or "/" in host or o == "*":
             raise RuntimeError(f"YIBAO_CORS_ORIGINS: {o!r} is not an origin like https://app.example.cn")
     return origins
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if not value.strip().isdigit() or int(value) < 1:
+        raise RuntimeError(f"{name}: {value!r} is not a whole number of at least 1")
+    return int(value)
 
 
 def _bool(value: str | None, *, default: bool) -> bool:

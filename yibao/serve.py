@@ -82,13 +82,15 @@ def main() -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yibao-metrics-")
         atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
-    from yibao import create_app
+    from yibao import create_app, partitions
     from yibao.config import INSTANCE_DIR
-    from yibao.db import db
+    from yibao.db import db, utcnow
     from yibao.migrate import upgrade
 
     app = create_app()
     upgrade(app.config["DATABASE_URL"])
+    with app.app_context():  # this and next month's partitions (PostgreSQL), as `yibao db upgrade` does
+        partitions.ensure_all(app, db.engine, utcnow())
     demo = None
     session = None
     credentials_file = INSTANCE_DIR / "demo-credentials.json"
