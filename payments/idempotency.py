@@ -111,7 +111,7 @@ _COMPLETE = (
 
 def _insert_claim(uow: UnitOfWork, values: dict) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new claim's id, or None if the key exists."""
-    return uow.session.execute(_INSERT_CLAIM[uow.dialect], values).scalar()
+    return uow.core().execute(_INSERT_CLAIM[uow.dialect], values).scalar()
 
 
 def try_claim(
@@ -214,7 +214,7 @@ def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetim
 
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
     """Store the response in the caller's transaction; refuses if the claim was taken over."""
-    res = uow.session.execute(
+    res = uow.core().execute(
         _COMPLETE, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body}
     )
     if res.rowcount != 1:
