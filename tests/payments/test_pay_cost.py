@@ -6,10 +6,20 @@ payer are one statement; the holders are read only when there is a filing.
 
 from __future__ import annotations
 
+import pytest
+
+from payments import idempotency
 from tests.supervision.support import StatementCounter
 from yibao.db import db
 
-from .conftest import item, trace_code
+from .support import item, trace_code
+
+
+@pytest.fixture(autouse=True)
+def mid_month(monkeypatch):
+    """The statements of an ordinary day: near a month boundary the idempotency claim takes its own
+    locking transaction (tests/payments/test_idempotency_boundary.py covers that path)."""
+    monkeypatch.setattr(idempotency, "near_month_boundary", lambda _now: False)
 
 
 def pay_statements(app, fn) -> list[str]:

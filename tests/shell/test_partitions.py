@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from payments.models import IdempotencyKey, WebhookEvent
-from tests.conftest import _reset_postgres
+from tests.support import reset_postgres as _reset_postgres
 from voucher.models import UsageRecord, VoucherUse
 from yibao import config, partitions
 from yibao.db import db, utcnow

@@ -15,8 +15,8 @@ from voucher.models import VoucherUse
 from yibao.db import db, utcnow
 from yibao.partitions import add_months, month_start, partition_name
 
-from .conftest import count_rows
 from .offline_support import independent_code, new_credential, server_time
+from .support import count_rows
 
 
 def _partition_of_use(app, sub: str) -> str | None:
