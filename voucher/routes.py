@@ -9,7 +9,7 @@ from flask import Request, current_app
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from yibao.api import Blueprint, current_institution, current_user
+from yibao.api import Blueprint, current_claim, current_institution, current_user
 from yibao.db import db
 from yibao.events import stream as events
 from yibao.redis_store import redis_ext
@@ -109,7 +109,7 @@ def usage(psn_no: str | None, limit: int, cursor: str | None) -> Any:
 
 
 @blp.route("/verifications", methods=["POST"])
-@blp.institution
+@blp.institution_claiming
 @blp.arguments(VerificationRequestSchema)
 @blp.response(200, VerificationSchema)
 @blp.problems(*verification.VERIFY_CODES)
@@ -125,8 +125,9 @@ def verify(args: dict) -> Any:
         institution_id=inst.id, institution_region=inst.region, institution_services=inst.services, **args
     )
     # The service commits: its reads and its short write transaction are separate (see its docstring).
+    # The nonce of the request is burned with the code's single-use key, in one Redis round trip.
     return verification.verify_voucher(
-        _uow_factory, redis_ext.client, keyring(), ctx, qr_content, notify=_scan_notifier(inst, ctx)
+        _uow_factory, current_claim(), keyring(), ctx, qr_content, notify=_scan_notifier(inst, ctx)
     )
 
 

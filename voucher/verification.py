@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from family_accounts import acting as family
 from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
-from yibao.redis_store import guard
 from yibao.registry import services as registry
 from yibao.registry.models import Person
 from yibao.sqlite_writer import ReadThenWrite, UowFactory
@@ -49,6 +48,15 @@ VERIFY_CODES = (
     "SCOPE_NOT_ALLOWED",
     "SUPERVISION_BLOCKED",
 )
+
+
+class SingleUse(Protocol):
+    """The replay store as the shell hands it to a signed call (yibao.api.current_claim): the
+    request's nonce is burned with the first key claimed, in one round trip."""
+
+    def claim(self, key: str, ttl: int) -> bool: ...  # SET NX key: True when it was free
+
+    def settle(self) -> None: ...  # burn the request's nonce now if no claim did
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class _Decision:
 
 def verify_voucher(
     uow_factory: UowFactory,
-    redis: Any,
+    single_use: SingleUse,
     keyring: KeyRing,
     ctx: ScanContext,
     qr_content: Any,
@@ -123,11 +131,13 @@ def verify_voucher(
         `violations`) from the identity rules, checked in the write.
         RedisUnavailable (answered REPLAY_STORE_UNAVAILABLE): the replay store is down; nothing is
             written and the code is not consumed.
+        Whatever `single_use` raises when the request's nonce is burned (a replay: nothing written).
     """
     now = time.time() if now is None else now
     with ReadThenWrite(uow_factory) as rw:
         with rw.reading() as ruow:
-            d = decide(ruow, redis, keyring, ctx, qr_content, now)
+            d = decide(ruow, single_use, keyring, ctx, qr_content, now)
+        single_use.settle()  # before any write: a replayed request writes nothing
         with rw.writing() as wuow:
             answer = _write_outcome(wuow, d, ctx)
             wuow.commit()
@@ -142,7 +152,7 @@ def verify_voucher(
 
 
 def decide(
-    uow: UnitOfWork, redis: Any, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
+    uow: UnitOfWork, single_use: SingleUse, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
 ) -> _Decision:
     """Every check, in the README's order, with reads only; the Redis fast path consumes the code.
 
@@ -162,7 +172,7 @@ def decide(
             use = (yo1.code.credential_id, yo1.code.use_id, yo1.code.exp)
         else:
             person, suspended, use = _checked_signed(uow, keyring, content, now, d)
-        _consume_fast(redis, *use, now)
+        _consume_fast(single_use, *use, now)
         d.consumed = use
         # From here the code is spent, whatever the answer (as with payment codes).
         if suspended:
@@ -206,12 +216,11 @@ def _checked_signed(
     return person, suspended, (claims["sub"], claims["jti"], claims["exp"])
 
 
-def _consume_fast(redis: Any, sub: str, jti: str, exp: int, now: float) -> None:
-    """Single use, fast path: Redis SET NX is atomic across every worker and host."""
+def _consume_fast(single_use: SingleUse, sub: str, jti: str, exp: int, now: float) -> None:
+    """Single use, fast path: Redis SET NX is atomic across every worker and host (sent with the
+    request's nonce in one round trip)."""
     ttl = max(1, math.ceil(exp + LEEWAY - now))
-    with guard():
-        fresh = redis.set(f"yb:vuse:{{{sub}}}:{jti}", b"1", nx=True, ex=ttl)
-    if not fresh:
+    if not single_use.claim(f"yb:vuse:{{{sub}}}:{jti}", ttl):
         raise Refusal("VOUCHER_ALREADY_USED")
 
 

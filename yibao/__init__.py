@@ -29,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import config as config_module
     from . import cors, errors, events, observability
     from .api import Api, check_json_body, refuse_nul_in_path
+    from .auth import institution_cache
     from .db import db
     from .identity.providers import load_provider
     from .redis_store import redis_ext
@@ -43,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cors.init_app(app)
     db.init_app(app)
     redis_ext.init_app(app)
+    institution_cache.init_app(app, db.autocommit)
     app.extensions["yibao.identity"] = load_provider(app.config)
     app.before_request(refuse_nul_in_path)
     app.before_request(check_json_body)

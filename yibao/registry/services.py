@@ -323,8 +323,9 @@ def update_institution(
 ) -> Institution:
     """Disable or re-enable an institution, or change its designation; effective on its next request.
 
-    Every signed request reads the institution afresh (no cache), so a disabled institution's next
-    call answers INSTITUTION_DISABLED and a withdrawn service INSTITUTION_NOT_DESIGNATED.
+    The workers' institution caches are told after the commit (yibao/auth/institution_cache.py: any
+    ORM update of an institution), so a disabled institution's next call, in every worker, answers
+    INSTITUTION_DISABLED and a withdrawn service INSTITUTION_NOT_DESIGNATED.
     """
     inst = institution_by_org_id(uow, org_id)
     if inst is None:
