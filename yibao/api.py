@@ -291,8 +291,9 @@ def authenticate_user() -> None:
     token = _bearer()
     if token is None:
         raise AppError("AUTHENTICATION_REQUIRED")
-    # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips.
-    with db.autocommit() as uow:
+    # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips;
+    # the view's own reads may share this session (db.request_reads).
+    with db.request_reads() as uow:
         g.user = tokens.authenticate(uow, token, secret=current_app.config["SECRET_KEY"])
 
 
