@@ -24,7 +24,7 @@ from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
-from yibao.registry.models import Person
+from yibao.registry.models import has_personal_account
 from yibao.sqlite_writer import ReadThenWrite, UowFactory
 
 from . import ec_tokens, offline, queries
@@ -96,7 +96,7 @@ class ScanNotice:
 @dataclass
 class _Decision:
     code: str | None = None
-    person: Person | None = None
+    person: Any = None  # a Person row, or (offline codes) entity: the columns of queries.PERSON_BY_SUB
     person_id: int | None = None
     actor_person_id: int | None = None
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
@@ -181,9 +181,7 @@ def decide(
             _check_still_acting(uow, d.actor_person_id, person.psn_no)
         if not registry.region_covered(uow, person, ctx.institution_region):
             raise Refusal("REGION_NOT_COVERED")
-        if ctx.business_type == PHARMACY_PURCHASE and not (
-            person.insurance_type == "employee" and person.has_personal_account
-        ):
+        if ctx.business_type == PHARMACY_PURCHASE and not has_personal_account(person.insurance_type):
             raise Refusal("SCOPE_NOT_ALLOWED")
         d.person = person
     except Refusal as refusal:
@@ -193,13 +191,13 @@ def decide(
 
 def _checked_signed(
     uow: UnitOfWork, keyring: KeyRing, content: Any, now: float, d: _Decision
-) -> tuple[Person, bool, tuple[str, str, int]]:
+) -> tuple[Any, bool, tuple[str, str, int]]:
     """The signed-code checks up to single use: (person, suspended, (sub, jti, exp))."""
     claims = checked_claims(keyring, content, now)
-    row = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
-    if row is None:
+    person = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+    if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
-    person, watermark = row
+    watermark = person.revoked_before_ms
     d.person_id, d.jti = person.id, claims["jti"]
     actor_watermark = 0
     if "act" in claims:
@@ -299,7 +297,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
     )
 
 
-def _person_view(person: Person) -> dict[str, Any]:
+def _person_view(person: Any) -> dict[str, Any]:
     """Masked person data for the scanner: never the full name or ID number."""
     return {
         "psn_no": person.psn_no,
@@ -307,7 +305,7 @@ def _person_view(person: Person) -> dict[str, Any]:
         "id_number_masked": person.id_number_masked,
         "insurance_type": person.insurance_type,
         "insured_region": person.insured_region,
-        "has_personal_account": person.has_personal_account,
+        "has_personal_account": has_personal_account(person.insurance_type),
     }
 
 

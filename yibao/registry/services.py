@@ -236,8 +236,9 @@ def add_cross_region_filing(
     return filing
 
 
-def region_covered(uow: UnitOfWork, person: Person, region: str, on: date | None = None) -> bool:
-    """True when the person may settle in `region`: insured there or a valid filing covers it.
+def region_covered(uow: UnitOfWork, person: Person | Row[Any], region: str, on: date | None = None) -> bool:
+    """True when the person (an entity, or a row with `id` and `insured_region`) may settle in
+    `region`: insured there or a valid filing covers it.
 
     A filing for a prefecture (xxxx00) covers its counties; one for a province (xx0000) covers it all.
     """
