@@ -17,7 +17,7 @@ from sqlalchemy import text
 from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
 from tests.support import ADMIN_TOKEN, Institution, Yb, sign_headers
-from tests.voucher.conftest import SCAN_FIELDS, VoucherDriver
+from tests.voucher.support import SCAN_FIELDS, VoucherDriver
 
 WORKERS = 3
 ME = "/api/v1/institutions/me"

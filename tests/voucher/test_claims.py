@@ -14,7 +14,7 @@ from tests.support import Yb, problem, sign_headers
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao import create_app
 
-from .conftest import SCAN_FIELDS, VoucherDriver, count_rows
+from .support import SCAN_FIELDS, VoucherDriver, count_rows
 
 
 def scan_request(inst: Any, body: Any, nonce: str) -> tuple[bytes, dict[str, str]]:
