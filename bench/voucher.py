@@ -296,7 +296,7 @@ def bench_server(postgres: bool) -> dict[str, Any]:
         base_after = bare_baseline(srv.url, clients=CLIENTS, duration=DURATION / 2)
         base = _pooled(base_before, base_after)
         print_header(srv, base)
-        results["issuance"] = report("POST /vouchers (issuance)", iss, base, target_ratio=0.5)
+        results["issuance"] = report("POST /vouchers (issuance)", iss, base, target_ratio=0.6)
         results["verification"] = report("POST /verifications", ver, base, target_ratio=0.4)
         results["verification_yo1"] = report(
             "POST /verifications (YO1 offline codes)", yo1, base, target_ratio=0.4
