@@ -12,6 +12,7 @@ only the history differs.
 Environment knobs:
   BENCH_HOSP_ORDERS   settlements prepared for the load run (default 6000)
   BENCH_HOSP_HISTORY  earlier settlements of the "big" person in the year (default 10000)
+  BENCH_HOSP_PROBE    sequential settlements per probe person (default 200)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ORDERS = int(os.environ.get("BENCH_HOSP_ORDERS", 6000))
 HISTORY = int(os.environ.get("BENCH_HOSP_HISTORY", 10_000))
 PAYERS = 200
 WARM = 200  # warm-up settlements, not reported
-PROBE = int(os.environ.get("BENCH_HOSP_PROBE", 300))
+PROBE = int(os.environ.get("BENCH_HOSP_PROBE", 200))
 REGION = "532900"  # a demo policy region (yibao/seed.py)
 # The measured bill: class A 20 yuan, class B 2 x 5 yuan (the pooled fund pays, the account the rest).
 LINES = [

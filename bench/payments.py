@@ -12,6 +12,7 @@ Environment knobs:
   BENCH_PAY_PRIOR      prior entries of the "big" account (default 100000)
   BENCH_PAY_HISTORY    earlier orders of the "big" person in the supervision probe (default 100000)
   BENCH_PAY_HISTORY_DAYS  days those earlier orders are spread over, ending now (default 365)
+  BENCH_PAY_PROBE      sequential payments per probe account (default 200)
   BENCH_PAY_SQLITE     0 to skip the SQLite + embedded Valkey part
   BENCH_PAY_PG         0 to skip the PostgreSQL + Redis part
 """
@@ -49,9 +50,8 @@ PRIOR = int(os.environ.get("BENCH_PAY_PRIOR", 100_000))
 HISTORY = int(os.environ.get("BENCH_PAY_HISTORY", 100_000))
 HISTORY_DAYS = float(os.environ.get("BENCH_PAY_HISTORY_DAYS", 365))
 PAYERS = 200  # payments spread over many accounts, as in real traffic (one account serializes on its row)
-PROBE = int(
-    os.environ.get("BENCH_PAY_PROBE", 400)
-)  # sequential payments per account in the prior-entries and history measurements
+# sequential payments per account in the prior-entries and history measurements
+PROBE = int(os.environ.get("BENCH_PAY_PROBE", 200))
 WARM = 400  # warm-up pays, not reported
 RULES = 20  # active supervision rules in the second load run, all on the orders' drug, never broken
 RULES_TARGET = 0.15  # pay with RULES rules may be at most this much slower (p50) than with none
