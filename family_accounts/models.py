@@ -79,6 +79,10 @@ class BindingEvent(Base):
 
 FILING_STATUSES = ("pending", "active", "declined", "expired", "withdrawn")
 FILING_LIVE_SQL = "status IN ('pending', 'active')"
+# A withdrawn filing says which side ended it (the holder's offer, or the member's consent); no other does.
+WITHDRAWN_BY_SQL = (
+    "(status = 'withdrawn') = (withdrawn_by IS NOT NULL) AND withdrawn_by IN ('holder', 'member')"
+)
 
 
 class MutualAidFiling(Base):
@@ -99,6 +103,7 @@ class MutualAidFiling(Base):
         ),
         CheckConstraint("status <> 'pending' OR expires_at IS NOT NULL", name="pending_expires"),
         CheckConstraint("status <> 'active' OR approved_at IS NOT NULL", name="active_approved"),
+        CheckConstraint(WITHDRAWN_BY_SQL, name="withdrawn_by"),
         Index(
             "uq_mutual_aid_filings_live_pair",
             "holder_person_id",
@@ -129,6 +134,7 @@ class MutualAidFiling(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(8), nullable=True)  # holder | member
 
 
 def new_public_no(prefix: str) -> str:

@@ -200,20 +200,21 @@ def decline_mutual_aid_filing(
 def withdraw_mutual_aid_filing(
     uow: UnitOfWork, *, filing_no: str, person_id: int, now: datetime | None = None
 ) -> FilingView:
-    """The holder withdraws a pending or active filing; payments started after this commit no
-    longer draw on the account. Withdrawing one that is over changes nothing.
+    """Either side ends a pending or active filing: the holder takes back the offer, or the member
+    withdraws the consent they gave (consent is revocable at any time). Payments started after this
+    commit no longer draw on the holder's account; `withdrawn_by` records which side ended it.
+    Withdrawing one that is over changes nothing.
 
-    Raises: MUTUAL_AID_FILING_NOT_FOUND, NOT_PERMITTED (the member: only the account's owner decides).
+    Raises: MUTUAL_AID_FILING_NOT_FOUND (anyone but the holder and the member).
     """
     now = now or clock.now()
     f = _load(uow, filing_no, now)
     if f is None or person_id not in (f.holder_person_id, f.member_person_id):
         raise AppError("MUTUAL_AID_FILING_NOT_FOUND")
-    if person_id != f.holder_person_id:
-        raise AppError("NOT_PERMITTED")
     if f.status in LIVE_STATUSES:
         _leave(f, "withdrawn")
         f.withdrawn_at = now
+        f.withdrawn_by = "holder" if person_id == f.holder_person_id else "member"
     return _as_seen_by(uow, f, person_id, now)
 
 

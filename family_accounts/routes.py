@@ -170,10 +170,10 @@ def list_filings() -> Any:
 
 @blp.route("/mutual-aid-filings/<filing_id>", methods=["DELETE"])
 @blp.user
-@blp.problems("MUTUAL_AID_FILING_NOT_FOUND", "NOT_PERMITTED")
+@blp.problems("MUTUAL_AID_FILING_NOT_FOUND")
 @blp.response(200, MutualAidFilingSchema)
 def withdraw_filing(filing_id: str) -> Any:
-    """The holder withdraws a pending or active filing; it stops future payments at once."""
+    """The holder withdraws the offer, or the member their consent; it stops future payments at once."""
     with db.uow() as uow:
         view = mutual_aid.withdraw_mutual_aid_filing(
             uow, filing_no=filing_id, person_id=current_user().person_id

@@ -154,6 +154,14 @@ class MutualAidFilingSchema(Schema):
     approved_at = fields.DateTime(attribute="filing.approved_at", allow_none=True)
     declined_at = fields.DateTime(attribute="filing.declined_at", allow_none=True)
     withdrawn_at = fields.DateTime(attribute="filing.withdrawn_at", allow_none=True)
+    withdrawn_by = fields.String(
+        attribute="filing.withdrawn_by",
+        allow_none=True,
+        metadata={
+            "enum": ["holder", "member", None],
+            "description": "who ended a withdrawn filing: the holder's offer or the member's consent",
+        },
+    )
     holder = fields.Nested(FilingPartySchema, required=True)
     member = fields.Nested(FilingPartySchema, required=True)
 

@@ -22,3 +22,6 @@ threads = server_settings().threads
 limit_request_line = LIMIT_REQUEST_LINE
 limit_request_fields = LIMIT_REQUEST_FIELDS
 limit_request_field_size = LIMIT_REQUEST_FIELD_SIZE
+# gunicorn's control socket (gunicornc) is not used, and its default path (~/.gunicorn/gunicorn.ctl) is
+# shared by every server of the same user: a second server (a test, a benchmark) would take it over.
+control_socket_disable = True

@@ -195,8 +195,8 @@ MATRIX: list[tuple[str, str, str, str, Any, set[str], tuple]] = [
         "/family/mutual-aid-filings/{F_OWNER}",
         None,
         {"filing"},
-        # The active binder is the filing's beneficiary: he sees it but cannot withdraw it.
-        (OK200, NOT_PERMITTED, F404, F404, F404),
+        # The active binder is the filing's beneficiary: he may withdraw his consent too.
+        (OK200, OK200, F404, F404, F404),
     ),
     # --- voucher --------------------------------------------------------------------------------
     ("show the member's code", "voucher", "POST", "/vouchers", {"on_behalf_of": "{M}"}, set(), ACTING_201),

@@ -97,3 +97,38 @@ def test_existing_active_filings_become_pending(empty_url: str):
         None,
     )
     downgrade(empty_url, "f0001")  # and back: the old table holds what it can (never an unproven active)
+
+
+def test_withdrawn_filings_are_marked_as_the_holders(empty_url: str):
+    """f0003: only the holder could withdraw before, so old withdrawn filings say `holder`; the
+    database then refuses a withdrawn filing that does not say who ended it."""
+    upgrade(empty_url, "f0002")
+    engine = create_engine(normalize_database_url(empty_url))
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    insert = text(
+        "INSERT INTO mutual_aid_filings (filing_no, holder_person_id, member_person_id, member_psn_no,"
+        " relationship, status, created_at, approved_at, withdrawn_at)"
+        " VALUES (:no, 1, :m, :psn, 'parent', :status, :at, :at, :withdrawn)"
+    )
+    with engine.begin() as conn:
+        _person(conn, 1)
+        _, mother_psn = _person(conn, 2)
+        _, father_psn = _person(conn, 3)
+        conn.execute(
+            insert,
+            {"no": "maf_w", "m": 2, "psn": mother_psn, "status": "withdrawn", "at": at, "withdrawn": at},
+        )
+        conn.execute(
+            insert,
+            {"no": "maf_a", "m": 3, "psn": father_psn, "status": "active", "at": at, "withdrawn": None},
+        )
+    upgrade(empty_url, "heads")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT filing_no, withdrawn_by FROM mutual_aid_filings")).all())
+    assert rows == {"maf_w": "holder", "maf_a": None}
+    with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
+        conn.execute(text("UPDATE mutual_aid_filings SET status = 'withdrawn' WHERE filing_no = 'maf_a'"))
+    with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
+        conn.execute(text("UPDATE mutual_aid_filings SET withdrawn_by = 'someone' WHERE filing_no = 'maf_w'"))
+    engine.dispose()
+    downgrade(empty_url, "f0002")

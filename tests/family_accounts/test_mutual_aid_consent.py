@@ -204,15 +204,45 @@ class TestConsent:
     def test_holder_withdraws_a_pending_filing(self, fam: Family):
         holder, mother = fam.adult(balance=1000), fam.adult()
         filing_id = fam.file_mutual_aid(holder, mother)
-        problem(fam.yb.as_user(mother, "DELETE", f"{FILINGS}/{filing_id}"), 403, "NOT_PERMITTED")
         resp = fam.yb.as_user(holder, "DELETE", f"{FILINGS}/{filing_id}")
         assert resp.status_code == 200 and resp.get_json()["status"] == "withdrawn"
+        assert resp.get_json()["withdrawn_by"] == "holder"
         problem(
             fam.yb.as_user(mother, "POST", f"{FILINGS}/{filing_id}/approve"),
             409,
             "MUTUAL_AID_FILING_NOT_PENDING",
         )
         assert fam.holders(mother) == []
+
+    def test_member_withdraws_consent_and_money_stops(self, fam: Family):
+        """Consent is revocable: the member ends an active filing from their own account; his account
+        no longer pays for her, and both sides see that it was her decision."""
+        mother = fam.adult(insurance_type="resident")  # no personal account of her own
+        son = fam.adult(balance=5_000)
+        shop = fam.yb.institution(kind="online_pharmacy")
+        filing_id = fam.file_and_approve(son, mother, "parent")
+        order = otc_order(fam, shop, pay_auth(fam, mother), price=800, delivery=0)
+        assert order.get_json()["mutual_aid_pay_fen"] == 800
+        resp = fam.yb.as_user(mother, "DELETE", f"{FILINGS}/{filing_id}")
+        assert resp.status_code == 200, resp.get_json()
+        body = resp.get_json()
+        assert (body["status"], body["withdrawn_by"], body["role"]) == ("withdrawn", "member", "member")
+        assert body["withdrawn_at"]
+        assert fam.holders(mother) == []
+        (seen,) = _listed(fam, son)
+        assert (seen["status"], seen["withdrawn_by"]) == ("withdrawn", "member")
+        # The order placed before she withdrew is paid under today's filings: in cash, not from his account.
+        paid = pay_order(fam, shop, order.get_json()["pay_order_id"])
+        assert paid.status_code == 200 and paid.get_json()["mutual_aid_pay_fen"] == 0, paid.get_json()
+        assert balance(fam, son) == 5_000
+        # Withdrawing again changes nothing; approving again is not possible (he must file anew).
+        again = fam.yb.as_user(mother, "DELETE", f"{FILINGS}/{filing_id}")
+        assert again.status_code == 200 and again.get_json()["withdrawn_at"] == body["withdrawn_at"]
+        problem(
+            fam.yb.as_user(mother, "POST", f"{FILINGS}/{filing_id}/approve"),
+            409,
+            "MUTUAL_AID_FILING_NOT_PENDING",
+        )
 
 
 class TestExpiry:

@@ -7,6 +7,7 @@ status and code below, as application/problem+json.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import socket
@@ -75,6 +76,18 @@ def get(line: bytes = b"GET /healthz HTTP/1.1", extra: bytes = b"") -> bytes:
 
 def test_the_limits_are_the_documented_numbers():
     assert (LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE) == (4094, 100, 8190)
+
+
+def test_servers_do_not_share_gunicorns_control_socket():
+    """Every gunicorn of one user defaults to ~/.gunicorn/gunicorn.ctl; ours opens none, so parallel
+    servers (tests, benchmarks, a second instance) never take over each other's socket."""
+    from gunicorn.config import Config
+
+    cfg = Config()
+    for name, value in vars(importlib.import_module("yibao.gunicorn_conf")).items():
+        if name in cfg.settings:
+            cfg.set(name, value)
+    assert cfg.control_socket_disable is True
 
 
 def test_request_line_at_the_limit_reaches_the_app_one_byte_over_is_414(port):
