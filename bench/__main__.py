@@ -23,6 +23,9 @@ def _load() -> str:
 
 
 def _commit() -> str:
+    """The commit measured (BENCH_COMMIT when run from an exported copy of the tree)."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         return subprocess.run(  # noqa: S603
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
