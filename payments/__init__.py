@@ -9,7 +9,8 @@ from flask import Flask
 
 def register(app: Flask, api: Any) -> None:
     """Register the payments blueprint, the person_created hook and the CLI commands."""
-    from . import accounts, errors  # noqa: F401  (error codes; the person_created hook)
+    # error codes; the person_created hook; the fund statement routes (on blp)
+    from . import accounts, errors, fund_routes  # noqa: F401
     from .cli import payments_cli, webhooks_cli
     from .routes import blp
 

@@ -6,7 +6,7 @@ live in yibao/errors.py and are not registered here.
 
 from __future__ import annotations
 
-from yibao.errors import register_messages
+from yibao.errors import register_messages, register_variant
 
 CODES: dict[str, tuple[int, str, str]] = {
     "REFUND_TOO_SMALL_FOR_CODES": (
@@ -102,3 +102,17 @@ CODES: dict[str, tuple[int, str, str]] = {
     ),
 }
 register_messages(CODES)
+
+# DESIGN.md (v2, hospital settlement): a `med_type` order from an institution that is not a hospital, or
+# with an ec_token of another business type than 01301, is 422 SCOPE_NOT_ALLOWED. The contract names the
+# code; at a scan (voucher/errors.py) the same code is 403 and means "needs a personal account", so the
+# order's meaning is registered as its own variant: its own status and texts, the same code on the wire.
+HOSPITAL_SCOPE_NOT_ALLOWED = register_variant(
+    "SCOPE_NOT_ALLOWED",
+    "hospital_order",
+    (
+        422,
+        "Hospital settlement (med_type) needs a hospital and an ec_token from a 01301 (settlement) scan.",
+        "医院结算（med_type）仅限医院，且 ec_token 须来自 01301（结算）业务类型的扫码。",
+    ),
+)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import object_session
 from benefits import policies
 from benefits import split as sp
 from benefits import totals as benefit_totals
+from supervision import checks as supervision
 from voucher import ec_tokens as voucher
 from yibao.china_time import china_date
 from yibao.db import UnitOfWork, utcnow
@@ -29,16 +30,16 @@ from yibao.registry import services as registry
 from yibao.registry.models import Institution, Person
 
 from . import grants, ledger, orders, payers, webhooks
+from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .hospital_models import HospitalSettlement
 from .models import Account, OrderItem, PaymentGrant, PaymentOrder, Refund, TraceCodeSettlement
 
 SETTLEMENT_BUSINESS_TYPE = "01301"
-# DESIGN.md answers 422 here; the code (voucher/errors.py) is registered as 403 with a scan's text.
-SCOPE_DETAIL = "Hospital settlement needs a hospital and an ec_token from a 01301 (settlement) verification."
 
 
 def _scope_not_allowed() -> AppError:
-    return AppError("SCOPE_NOT_ALLOWED", SCOPE_DETAIL, status=422)
+    """422 SCOPE_NOT_ALLOWED with the hospital order's meaning (payments/errors.py)."""
+    return AppError(HOSPITAL_SCOPE_NOT_ALLOWED)
 
 
 FUNDS = ("hifp", "hifmi", "maf")
@@ -135,13 +136,14 @@ def create_order(
     merchant_order_no: str,
     med_type: str,
     items: Sequence[HospitalItemIn],
-) -> PaymentOrder:
-    """Place a hospital order; its split is provisional (pay computes it again under lock).
+) -> orders.CheckedOrder:
+    """Place a hospital order; its split is provisional (pay computes it again under lock). Fund
+    supervision's order rules count its items by `item_code`, as a pharmacy's by `drug_code`.
 
     Raises: SCOPE_NOT_ALLOWED (not a hospital, or not a 01301 ec_token), TRACE_CODE_COUNT_MISMATCH,
     TRACE_CODE_MALFORMED, TRACE_CODE_DUPLICATE, AMOUNT_TOO_LARGE, EC_TOKEN_INVALID,
     INSTITUTION_NOT_DESIGNATED, PAY_AUTH_ALREADY_USED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
-    TRACE_CODE_ALREADY_SETTLED, BENEFIT_POLICY_MISSING, MERCHANT_ORDER_EXISTS.
+    TRACE_CODE_ALREADY_SETTLED, BENEFIT_POLICY_MISSING, SUPERVISION_BLOCKED, MERCHANT_ORDER_EXISTS.
     """
     now = utcnow()
     inst = uow.session.get(Institution, institution_id)
@@ -182,8 +184,18 @@ def create_order(
         own_balance=own.balance_fen if own else 0,
         holders=[(a.id, a.balance_fen) for a in holders],
     )
+    pay_order_id = "po_" + secrets.token_urlsafe(18)
+    verdict = supervision.check_order(
+        uow,
+        person_id=payer.id,
+        institution_id=inst.id,
+        lines=[(it.item_code, it.quantity) for it in items],
+        stage="create",
+        order_ref=pay_order_id,
+        now=now,
+    )
     order = PaymentOrder(
-        pay_order_id="po_" + secrets.token_urlsafe(18),
+        pay_order_id=pay_order_id,
         institution_id=inst.id,
         payer_person_id=payer.id,
         actor_person_id=grant.actor_person_id,
@@ -238,7 +250,7 @@ def create_order(
         )
     )
     uow.session.flush()
-    return order
+    return orders.CheckedOrder(order, verdict.warnings)
 
 
 def fund_account(uow: UnitOfWork, fund: str, region: str) -> int:
@@ -264,12 +276,15 @@ def pay(
     has_endpoint: bool,
     clearing: int | None,
     cash: int | None,
+    lines: Sequence[tuple[str, int]],
     now: datetime,
-) -> PaymentOrder:
-    """Pay a locked hospital order: compute the split again under the totals and account locks (final).
+) -> orders.CheckedOrder:
+    """Pay a locked hospital order: compute the split again under the totals and account locks (final);
+    supervision's order rules again under the person's supervision lock (taken last, as for a pharmacy's
+    pay), and the sale counted. `lines` are the order's (item_code, quantity).
 
     Raises: ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
-    BENEFIT_POLICY_MISSING, TRACE_CODE_ALREADY_SETTLED.
+    BENEFIT_POLICY_MISSING, SUPERVISION_BLOCKED, TRACE_CODE_ALREADY_SETTLED.
     """
     orders.transition(order, "paid")
     if now - order.created_at > orders.PAY_WINDOW:
@@ -295,19 +310,31 @@ def pay(
     locked = ledger.lock_accounts_of(uow, [person.id, *holder_pids])
     own = locked.get(person.id)
     holders = [locked[pid] for pid in holder_pids if pid in locked]
-    lines = [sp.Line(ln["category"], ln["quantity"], ln["unit_price_fen"]) for ln in hs.lines]
+    bill = [sp.Line(ln["category"], ln["quantity"], ln["unit_price_fen"]) for ln in hs.lines]
     s = _compute(
         uow,
         person=person,
         inst=inst,
         med_type=hs.med_type,
-        lines=lines,
+        lines=bill,
         found=found,
         totals=benefit_totals.as_totals(row),
         day=day,
         order_id=order.id,
         own_balance=own[1] if own else 0,
         holders=holders,
+    )
+    verdict = supervision.check_order(
+        uow,
+        person_id=person.id,
+        institution_id=inst.id,
+        lines=lines,
+        stage="pay",
+        order_ref=order.pay_order_id,
+        now=now,
+    )
+    supervision.record_sale(
+        uow, person_id=person.id, institution_id=inst.id, lines=lines, order_ref=order.pay_order_id, at=now
     )
     if keys:
         from .settlement import settle_codes  # settlement.py dispatches here: imported at call time
@@ -351,13 +378,14 @@ def pay(
         now=now,
         has_endpoint=has_endpoint,
     )
-    return order
+    return orders.CheckedOrder(order, verdict.warnings)
 
 
 def refund(
     uow: UnitOfWork, order: PaymentOrder, *, institution_id: int, amount_fen: int | None, reason: str
 ) -> Refund:
-    """Refund a paid hospital order whole: funds, accounts and cash back, running totals given back.
+    """Refund a paid hospital order whole: funds, accounts and cash back, running totals and the units
+    fund supervision counted given back.
 
     Raises: ORDER_STATE_CONFLICT, REFUND_MUST_BE_WHOLE.
     """
@@ -416,6 +444,7 @@ def refund(
         at=now,
     )
     benefit_totals.add(row, hs.counted, deductible=(hs.med_type, hs.split["deductible_fen"]), sign=-1)
+    supervision.record_refund(uow, order_ref=order.pay_order_id)  # whole: every unit back
     hs.counts_for_day = False
     orders.transition(order, "refunded")
     order.refunded_fen = order.total_fen

@@ -27,6 +27,7 @@ from . import (
     statements,
     webhooks,
 )
+from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .schemas import (
     PAY_ORDER_ID_PATTERN,
     AccountOut,
@@ -171,7 +172,7 @@ def _items(args: dict) -> list[orders.ItemIn]:
     "INSUFFICIENT_BALANCE",
     "SUPERVISION_BLOCKED",
     "MERCHANT_ORDER_EXISTS",
-    "SCOPE_NOT_ALLOWED",
+    HOSPITAL_SCOPE_NOT_ALLOWED,  # 422 SCOPE_NOT_ALLOWED, the hospital order's meaning (errors.py)
     "BENEFIT_POLICY_MISSING",
 )
 def create_order(args: dict) -> dict:
@@ -179,28 +180,25 @@ def create_order(args: dict) -> dict:
 
     With `med_type` (a hospital, an ec_token of business type 01301) the answer carries the split
     between the funds and the person, fixed when `pay` runs (docs/hospital.md)."""
-    if args["med_type"] is not None:  # supervision does not cover hospital orders yet: no warnings
+    if args["med_type"] is not None:
         return orders.checked_view(
-            orders.CheckedOrder(
-                hospital.create_order(
-                    request_uow(),
-                    institution_id=current_institution().id,
-                    ec_token=args["ec_token"],
-                    merchant_order_no=args["merchant_order_no"],
-                    med_type=args["med_type"],
-                    items=[
-                        hospital.HospitalItemIn(
-                            i["item_code"],
-                            i["item_name"],
-                            i["category"],
-                            i["quantity"],
-                            i["unit_price_fen"],
-                            tuple(i["trace_codes"]),
-                        )
-                        for i in args["items"]
-                    ],
-                ),
-                [],
+            hospital.create_order(
+                request_uow(),
+                institution_id=current_institution().id,
+                ec_token=args["ec_token"],
+                merchant_order_no=args["merchant_order_no"],
+                med_type=args["med_type"],
+                items=[
+                    hospital.HospitalItemIn(
+                        i["item_code"],
+                        i["item_name"],
+                        i["category"],
+                        i["quantity"],
+                        i["unit_price_fen"],
+                        tuple(i["trace_codes"]),
+                    )
+                    for i in args["items"]
+                ],
             )
         )
     checked = orders.create_order(

@@ -53,10 +53,16 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
     if order.med_type is not None:  # a hospital settlement (issue 15): its own split and ledger legs
         from . import hospital
 
-        paid = hospital.pay(
-            uow, order, keys=keys, has_endpoint=has_endpoint, clearing=clearing, cash=cash, now=now
+        return hospital.pay(
+            uow,
+            order,
+            keys=keys,
+            has_endpoint=has_endpoint,
+            clearing=clearing,
+            cash=cash,
+            lines=lines,
+            now=now,
         )
-        return orders.CheckedOrder(paid, [])  # supervision does not cover hospital orders yet
     # No autoflush: the status change would otherwise be written by the next SELECT and the amounts
     # by a second UPDATE; one explicit UPDATE at the end writes the order once.
     with uow.session.no_autoflush:

@@ -7,6 +7,7 @@ SQLite file and an embedded Valkey server, the same defaults `make run` uses.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,24 @@ def _reset_postgres(url: str) -> None:
                 text(f"TRUNCATE {', '.join(f'public.{t}' for t in tables)} RESTART IDENTITY CASCADE")
             )
     engine.dispose()
+
+
+@pytest.fixture
+def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[str]:
+    """An unmigrated database for migration tests: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if not is_postgres:
+        yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
+        return
+    schema = "mig_" + secrets.token_hex(4)
+    engine = create_engine(normalize_database_url(db_template))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{db_template}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
 
 
 @pytest.fixture

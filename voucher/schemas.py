@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from supervision.schemas import SupervisionFindingOut
 from yibao.api import Schema
 from yibao.registry.models import BUSINESS_TYPES
 
@@ -140,6 +141,15 @@ class VerificationSchema(Schema):
     expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
     business_type = fields.String(required=True, validate=_BUSINESS_TYPE)
     person = fields.Nested(PersonViewSchema, required=True)
+    warnings = fields.List(
+        fields.Nested(SupervisionFindingOut),
+        required=True,
+        metadata={
+            "description": "Fund-supervision identity rules (identity_velocity) of action `warn` this scan "
+            "breaks: the scan is accepted and an alert recorded; empty when none. A `block` rule answers "
+            "422 SUPERVISION_BLOCKED with `violations` instead."
+        },
+    )
 
 
 class JwkSchema(Schema):

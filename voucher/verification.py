@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,8 @@ class Verification:
     expires_in: int
     business_type: str
     person: dict[str, Any]
+    # the `warn` identity rules of supervision this scan broke (alerts): [{rule_id, kind, evidence}]
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class _Decision:
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
     jti: str | None = None
     blocked: supervision.SupervisionBlocked | None = None  # the refusal, with its violations
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # the warn rules broken, when accepted
     kind: str = "signed"  # | "offline" (a YO1 code)
     credential_id: str | None = None
 
@@ -243,7 +246,7 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
             actor_person_id=d.actor_person_id,
         )
         expires_in = int((ec_exp - utcnow()).total_seconds())
-        answer = Verification(ec, expires_in, ctx.business_type, _person_view(d.person))
+        answer = Verification(ec, expires_in, ctx.business_type, _person_view(d.person), d.warnings)
     uow.session.execute(
         queries.INSERT_USAGE,
         {
@@ -268,13 +271,14 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
 
 def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
     """The identity rules on a scan about to be accepted (the code is already spent): count it when
-    allowed; on a block set SUPERVISION_BLOCKED. The check wrote its alerts into this unit of work,
+    allowed (the warn rules it broke go to the answer's `warnings`); on a block set
+    SUPERVISION_BLOCKED. The check wrote its alerts into this unit of work,
     which commits them with the refusal's audit row (nothing is rolled back here)."""
     assert d.person is not None and d.consumed is not None
     sub, jti, _ = d.consumed
     now = utcnow()
     try:
-        supervision.check_scan(
+        verdict = supervision.check_scan(
             uow,
             person_id=d.person.id,
             institution_id=ctx.institution_id,
@@ -285,6 +289,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
     except supervision.SupervisionBlocked as exc:
         d.code, d.blocked = exc.code, exc
         return
+    d.warnings = verdict.warnings
     supervision.record_accepted_scan(
         uow, person_id=d.person.id, institution_region=ctx.institution_region, at=now
     )

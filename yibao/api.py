@@ -164,11 +164,12 @@ def problems_doc(codes: Iterable[str]) -> dict[str, dict]:
         by_status.setdefault(errors.MESSAGES[code][0], []).append(code)
     out = {}
     for status, listed in sorted(by_status.items()):
-        lines = "".join(f"\n- `{c}`: {errors.MESSAGES[c][1]}" for c in listed)
+        # A variant's key (errors.register_variant) is shown as the code clients see.
+        lines = "".join(f"\n- `{errors.base_code(c)}`: {errors.MESSAGES[c][1]}" for c in listed)
         out[str(status)] = {
             "description": f"{http.HTTPStatus(status).phrase}:{lines}",
             "content": _problem_content(),
-            "x-problem-codes": listed,
+            "x-problem-codes": [errors.base_code(c) for c in listed],
         }
     return out
 

@@ -14,11 +14,13 @@ from marshmallow import ValidationError
 from yibao.db import db
 from yibao.errors import AppError
 from yibao.registry import services as registry
+from yibao.registry.models import ASSISTANCE_CATEGORIES, INSTITUTION_LEVELS
 from yibao.registry.schemas import (
     FilingCreateSchema,
     InstitutionCreateSchema,
     InstitutionUpdateSchema,
     PersonCreateSchema,
+    PersonUpdateSchema,
 )
 
 
@@ -37,7 +39,10 @@ def _run(fn: Any) -> Any:
     try:
         return fn()
     except AppError as exc:
-        raise click.ClickException(f"{exc.code}{': ' + exc.detail if exc.detail else ''}") from exc
+        fields = exc.extra.get("errors")
+        why = f": {exc.detail}" if exc.detail else ""
+        why += f" {json.dumps(fields, ensure_ascii=False)}" if fields else ""
+        raise click.ClickException(f"{exc.code}{why}") from exc
 
 
 @click.group("db")
@@ -71,6 +76,8 @@ def person_cli() -> None:
 @click.option("--insurance-type", type=click.Choice(["employee", "resident"]), required=True)
 @click.option("--region", "insured_region", required=True)
 @click.option("--balance-fen", "personal_account_balance_fen", type=int)
+@click.option("--retired", is_flag=True, help="A retired employee (employee insurance only).")
+@click.option("--assistance-category", type=click.Choice(ASSISTANCE_CATEGORIES), help="Default: none.")
 @with_appcontext
 def person_create(**opts: Any) -> None:
     """Register a person (ID number is stored encrypted)."""
@@ -99,6 +106,30 @@ def person_status(psn_no: str, status: str) -> None:
 
     _run(go)
     _echo({"psn_no": psn_no, "status": status})
+
+
+@person_cli.command("update")
+@click.argument("psn_no")
+@click.option("--status", type=click.Choice(["active", "suspended"]))
+@click.option("--retired/--not-retired", default=None, help="Employee insurance only.")
+@click.option("--assistance-category", type=click.Choice(ASSISTANCE_CATEGORIES))
+@with_appcontext
+def person_update(psn_no: str, **opts: Any) -> None:
+    """Change a person's status, retirement or medical-assistance category (as PATCH /admin/persons)."""
+    args = _load(PersonUpdateSchema(), opts)
+
+    def go() -> Any:
+        with db.uow() as uow:
+            p = registry.update_person(uow, psn_no, **args)
+            uow.commit()
+            return {
+                "psn_no": p.psn_no,
+                "status": p.status,
+                "retired": p.retired,
+                "assistance_category": p.assistance_category,
+            }
+
+    _echo(_run(go))
 
 
 @person_cli.command("add-filing")
@@ -131,6 +162,7 @@ def institution_cli() -> None:
 @click.option("--region", required=True)
 @click.option("--service", "services", multiple=True, required=True)
 @click.option("--webhook-url")
+@click.option("--level", type=click.Choice(INSTITUTION_LEVELS), help="Hospital level; default secondary.")
 @with_appcontext
 def institution_create(**opts: Any) -> None:
     """Designate an institution; prints the secret once."""

@@ -92,14 +92,31 @@ def register_messages(messages: dict[str, tuple[int, str, str]]) -> None:
     MESSAGES.update(messages)
 
 
+def register_variant(code: str, where: str, entry: tuple[int, str, str]) -> str:
+    """Register the other meaning a contract gives a code in one place, with its own status and texts
+    (DESIGN.md: SCOPE_NOT_ALLOWED is 403 at a scan, 422 for a hospital order). Returns its key
+    `CODE@where`, to raise (AppError) and document (Blueprint.problems) it with; clients see `CODE`."""
+    key = f"{code}@{where}"
+    register_messages({key: entry})
+    return key
+
+
+def base_code(key: str) -> str:
+    """The code clients see for a key: `SCOPE_NOT_ALLOWED@hospital_order` → `SCOPE_NOT_ALLOWED`."""
+    return key.partition("@")[0]
+
+
 class AppError(Exception):
-    """An error with a stable code; the handler renders it as problem+json."""
+    """An error with a stable code; the handler renders it as problem+json.
+
+    `code` may be a variant's key (register_variant): its status and texts apply, `code` is the base."""
 
     def __init__(
         self, code: str, detail: str | None = None, *, status: int | None = None, **extra: Any
     ) -> None:
         super().__init__(code)
-        self.code = code
+        self.key = code
+        self.code = base_code(code)
         self.status = status or MESSAGES.get(code, (400,))[0]
         self.detail = detail
         self.extra = extra
@@ -196,6 +213,7 @@ def problem(code: str, status: int | None = None, detail: str | None = None, **e
     status = status or (entry[0] if entry else 400)
     if detail is None:
         detail = (entry[2] if preferred_language() == "zh-CN" else entry[1]) if entry else code
+    code = base_code(code)
     body: dict[str, Any] = {
         "type": f"urn:yibao:problem:{code.lower()}",
         "title": code,
@@ -262,7 +280,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 def handle_app_error(exc: AppError) -> Response:
     """Render a domain error."""
-    return problem(exc.code, exc.status, exc.detail, **exc.extra)
+    return problem(exc.key, exc.status, exc.detail, **exc.extra)
 
 
 def handle_unexpected(exc: Exception) -> Response:

@@ -6,33 +6,13 @@ then the upgrade runs. SQLite: a fresh file; PostgreSQL: a fresh schema of the t
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from yibao.config import normalize_database_url
 from yibao.migrate import downgrade, upgrade
-
-
-@pytest.fixture
-def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[str]:
-    if not is_postgres:
-        yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
-        return
-    schema = "mig_" + secrets.token_hex(4)
-    engine = create_engine(normalize_database_url(db_template))
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{db_template}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        engine.dispose()
 
 
 def _person(conn, n: int) -> tuple[int, str]:

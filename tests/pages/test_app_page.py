@@ -8,7 +8,7 @@ import pytest
 
 from yibao.events.stream import publish
 
-from .support import activate_in_page, open_app, person_id, scan, shown_code
+from .support import activate_in_page, ask_binding, open_app, page_token, person_id, scan, shown_code
 
 pytestmark = pytest.mark.slow
 
@@ -140,13 +140,8 @@ def test_family_switch_delegated_code_verifies_for_the_member(app, yb, device, s
     activate_in_page(bb, binder)
 
     # The binding is asked for through the API with the binder's own session (from the page's tab).
-    binder.access_token = bb.page.evaluate("JSON.parse(sessionStorage.getItem('yb.app.session')).access")
-    r = yb.as_user(
-        binder,
-        "POST",
-        "/family/bindings",
-        {"member_id_number": member.id_number, "member_name": member.name, "relationship": "parent"},
-    )
+    binder.access_token = page_token(bb)
+    r = ask_binding(yb, binder, member)
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["status"] == "pending"
 

@@ -46,3 +46,37 @@ def test_20_concurrent_outpatient_settlements_stop_at_the_cap(app, yb, pay, tmp_
             t = uow.session.scalar(select(BenefitTotals))
             assert t.hifp_outpatient_fen == 50000 and t.settlements == 20
     _check_ledger(pay)
+
+
+def test_concurrent_hospital_pays_never_pass_a_quantity_limit(app, yb, pay, tmp_path, pg_only):  # noqa: F811
+    """Supervision's lock at pay (issue 16): 8 orders of 1 unit, a limit of 3, all paid at once: 3 pass."""
+    assert yb.admin("PUT", f"/benefit-policies/532900/employee/{YEAR}", policy_doc()).status_code == 200
+    hospital = yb.institution(kind="hospital", name="三甲医院", level="tertiary")
+    p = yb.person()
+    items = [
+        {"item_code": "XA01", "item_name": "头孢", "category": "A", "quantity": 1, "unit_price_fen": 1000}
+    ]
+    ids = []
+    for _ in range(8):
+        r = pay.create(hospital, body(token(app, hospital, p), items=items))
+        assert r.status_code == 201, r.get_json()
+        ids.append(r.get_json()["pay_order_id"])
+    rule = {"drug_code": "XA01", "max_quantity": 3, "window_days": 30}
+    r = yb.admin("POST", "/supervision-rules", {"kind": "quantity_limit", "params": rule, "action": "block"})
+    assert r.status_code == 201, r.get_json()
+    with gunicorn(app, tmp_path, workers=4) as url:
+        results = together(
+            8, lambda i: signed(url, hospital, "POST", f"/payment-orders/{ids[i]}/pay", key=f"hq-{i}")
+        )
+    assert Counter(r.status_code for r in results) == {200: 3, 422: 5}, [r.text for r in results]
+    assert {r.json()["code"] for r in results if r.status_code == 422} == {"SUPERVISION_BLOCKED"}
+    with app.app_context():
+        from sqlalchemy import func
+
+        from supervision.models import Sale
+        from yibao.db import db
+
+        with db.uow(readonly=True) as uow:
+            assert uow.session.scalar(select(func.sum(Sale.quantity))) == 3
+            assert uow.session.scalar(select(BenefitTotals.settlements)) == 3
+    _check_ledger(pay)

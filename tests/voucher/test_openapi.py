@@ -85,3 +85,13 @@ def test_usage_query_constraints_are_documented(spec):
 )
 def test_each_operation_documents_its_codes(spec, path, method, codes):
     assert codes <= _codes(spec["paths"][path][method])
+
+
+def test_verification_answer_documents_warnings(spec):
+    ok = spec["paths"]["/api/v1/verifications"]["post"]["responses"]["200"]["content"]["application/json"]
+    schema = _schema(spec, ok["schema"])
+    assert "warnings" in schema["required"]
+    warnings = schema["properties"]["warnings"]
+    assert warnings["type"] == "array" and "identity_velocity" in warnings["description"]
+    finding = _schema(spec, warnings["items"])
+    assert set(finding["required"]) >= {"rule_id", "kind", "evidence"}

@@ -46,12 +46,21 @@ def test_two_prefectures_within_the_window_is_blocked_and_the_code_stays_spent(a
     problem(vd.scan(kunming, code["qr_content"]), 409, "VOUCHER_ALREADY_USED")
 
 
-def test_warn_rule_accepts_the_scan_and_records_an_alert(app, yb, vd):
+def test_warn_rule_accepts_the_scan_lists_it_in_warnings_and_records_an_alert(app, yb, vd):
     p = yb.person(region="530000")
     dali, kunming = yb.institution(region="532901"), yb.institution(region="530102")
-    velocity_rule(yb, "warn")
-    assert vd.scan(dali, vd.issue(p)["qr_content"]).status_code == 200
-    assert vd.scan(kunming, vd.issue(p)["qr_content"]).status_code == 200
+    rid = velocity_rule(yb, "warn")
+    first = vd.scan(dali, vd.issue(p)["qr_content"])
+    assert first.status_code == 200 and first.get_json()["warnings"] == []  # one prefecture: at the limit
+    second = vd.scan(kunming, vd.issue(p)["qr_content"])
+    assert second.status_code == 200 and second.get_json()["ec_token"]
+    assert second.get_json()["warnings"] == [
+        {
+            "rule_id": rid,
+            "kind": "identity_velocity",
+            "evidence": {"window_minutes": 60, "max_prefectures": 1, "prefectures": 2},
+        }
+    ]
     with app.app_context(), db.uow(readonly=True) as uow:
         assert uow.session.execute(select(Alert.stage, Alert.action)).all() == [("verify", "warn")]
         assert sorted(uow.session.scalars(select(Scan.prefecture))) == ["5301", "5329"]

@@ -27,6 +27,13 @@ _import_models()
 target_metadata = Base.metadata
 
 
+def _check_foreign_keys(*, ctx, step, **_: object) -> None:  # type: ignore[no-untyped-def]
+    """Inside the migration's transaction: a reference it left dangling rolls the migration back."""
+    broken = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration {step.up_revision_id} left broken foreign keys: {broken[:5]}")
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
@@ -36,11 +43,18 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(url)
     with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite's documented way to rebuild a table that other tables reference (batch mode:
+            # create, copy, DROP, rename): foreign keys off, set outside any transaction, and
+            # PRAGMA foreign_key_check before each migration commits (_check_foreign_keys).
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=conn,
             target_metadata=target_metadata,
-            render_as_batch=conn.dialect.name == "sqlite",
+            render_as_batch=sqlite,
             transaction_per_migration=True,
+            on_version_apply=[_check_foreign_keys] if sqlite else [],
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -4,17 +4,20 @@
 import { api, ApiError } from "./shared/api.js";
 import { applyI18n, businessName, lang, setLang, t, when, yuan } from "./shared/i18n.js";
 import { problemText, showProblem } from "./shared/problems.js";
+import * as offline from "./offline.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION = "yb.app.session";
 const DEVICE = "yb.app.device"; // a device id is not a secret: it names this browser to the service
+const OFFLINE_OFF = "yb.app.offline.off"; // "1": the person turned offline codes off here (a preference)
 const REFRESH_BEFORE_S = 5; // a new code this long before the old one expires
 const WAIT_S = 25; // long-poll wait (the service bounds it too)
 
 const state = {
   session: loadSession(),
   target: null, // null: my code; else {psn_no, name_masked} of the family member shown
-  code: null, // {qr_content, expiresAt}
+  code: null, // {mode: "signed" | "offline", expiresAt (ms)}
+  offlineReady: null, // the promise of this page's check of the offline credential (offline.ensure)
   timer: null,
   loading: false,
   poll: null, // AbortController of the events loop
@@ -93,6 +96,7 @@ async function refreshSession() {
 function sessionEnded(err) {
   stopPolling();
   saveSession(null);
+  forgetOffline();
   state.target = null;
   show("activate");
   showProblem($("problem"), err || new ApiError("TOKEN_INVALID", 401));
@@ -134,7 +138,9 @@ function show(name) {
   }
   document.body.dataset.screen = name;
   if (name !== "code") stopCountdown();
-  const load = { code: loadCode, history: loadHistory, account: loadAccount, family: loadFamily }[name];
+  const load = { code: loadCode, history: loadHistory, account: loadAccount, family: loadFamily, more: loadMore }[
+    name
+  ];
   if (load) load().catch(fail);
 }
 
@@ -210,21 +216,98 @@ function renderWho() {
   document.body.dataset.showing = member ? member.psn_no : "self";
 }
 
-async function loadCode() {
-  if (state.loading) return;
+function setMode(mode) {
+  // signed | offline | member-offline: said in words and a symbol, not by colour alone.
+  document.body.dataset.codeMode = mode;
+  const badge = $("code-mode");
+  badge.dataset.mode = mode;
+  badge.hidden = mode === "signed";
+  badge.textContent = mode === "offline" ? t("app.offline.badge") : mode === "member-offline" ? t("app.offline.member") : "";
+  $("qr").dataset.mode = mode;
+}
+
+function showCode(mode, content, expiresAt) {
+  $("qr").dataset.qrContent = content; // what the QR holds (for the tests; it is on screen anyway)
+  $("qr").dataset.for = state.target ? state.target.psn_no : "self";
+  setMode(mode);
+  state.code = { mode, expiresAt };
+  startCountdown();
+}
+
+// opts.queue: run once more after a load in progress (the network changed meanwhile).
+async function loadCode(opts = {}) {
+  if (state.loading) {
+    if (opts.queue) state.reloadQueued = true;
+    return;
+  }
   state.loading = true;
   renderWho();
   try {
     const body = state.target ? { on_behalf_of: state.target.psn_no } : {};
-    const v = await authed("POST", "/vouchers?qr=svg", { body });
+    let v;
+    try {
+      if (navigator.onLine === false) throw new ApiError("NETWORK", 0, "");
+      v = await authed("POST", "/vouchers?qr=svg", { body });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== "NETWORK") throw err;
+      await showOfflineCode(err);
+      return;
+    }
     renderQr(v.qr);
-    $("qr").dataset.qrContent = v.qr_content; // what the QR holds (for the tests; it is on screen anyway)
-    $("qr").dataset.for = state.target ? state.target.psn_no : "self";
-    state.code = { expiresAt: Date.now() + v.expires_in * 1000 };
-    startCountdown();
+    if ($("problem").dataset.code === "NETWORK") clearProblem(); // the network is back
+    delete $("qr").dataset.qrVersion;
+    showCode("signed", v.qr_content, Date.now() + v.expires_in * 1000);
+    if (!state.target) checkOffline();
   } finally {
     state.loading = false;
+    if (state.reloadQueued) {
+      state.reloadQueued = false;
+      loadCode().catch(fail);
+    }
   }
+}
+
+// No network: my own code is made here from the stored key; a family member's code needs the network
+// (the binding is checked when the code is made), so none is shown for a member.
+async function showOfflineCode(networkError) {
+  if (state.target) {
+    $("qr").replaceChildren();
+    delete $("qr").dataset.qrContent;
+    setMode("member-offline");
+    state.code = null;
+    stopCountdown();
+    $("countdown").textContent = "";
+    return;
+  }
+  const rec = await offline.stored(state.session.psn, deviceId()).catch(() => null);
+  if (!rec) throw networkError; // never enrolled on this device: nothing to show
+  const c = await offline.nextCode(rec);
+  $("qr").dataset.qrVersion = String(offline.drawQr($("qr"), c.code));
+  showCode("offline", c.code, c.endsAt);
+}
+
+// Once per page (and again after a change): make sure this device holds an active offline credential,
+// unless the person turned offline codes off here.
+function checkOffline() {
+  if (state.offlineReady || localStorage.getItem(OFFLINE_OFF) === "1" || !state.session) return state.offlineReady;
+  state.offlineReady = offline.ensure(authed, state.session.psn, deviceId()).then(
+    (rec) => {
+      document.body.dataset.offline = "on";
+      return rec;
+    },
+    (err) => {
+      state.offlineReady = null; // try again with the next code
+      console.warn("offline credential", err && (err.code || err.name));
+      return null;
+    },
+  );
+  return state.offlineReady;
+}
+
+function forgetOffline() {
+  state.offlineReady = null;
+  document.body.dataset.offline = "off";
+  return offline.forget().catch(() => {});
 }
 
 function secondsLeft() {
@@ -233,9 +316,15 @@ function secondsLeft() {
 
 function tick() {
   const s = secondsLeft();
-  $("countdown").textContent = s > 0 ? t("app.code.valid", { s }) : t("app.code.expired");
+  const isOffline = state.code && state.code.mode === "offline";
+  // An offline code is replaced when its 30 s step ends (the service accepts it one step longer).
+  $("countdown").textContent = isOffline
+    ? t("app.offline.next", { s })
+    : s > 0
+      ? t("app.code.valid", { s })
+      : t("app.code.expired");
   $("countdown").dataset.seconds = String(s);
-  if (s <= REFRESH_BEFORE_S && document.visibilityState === "visible" && state.screen === "code") {
+  if (s <= (isOffline ? 0 : REFRESH_BEFORE_S) && document.visibilityState === "visible" && state.screen === "code") {
     loadCode().catch(fail);
   }
 }
@@ -499,13 +588,46 @@ async function payAuthorization() {
 
 async function revokeAll() {
   await authed("POST", "/vouchers/revocations");
+  await forgetOffline(); // the service ended this device's offline credential too
   $("revoke-confirm").hidden = true;
   $("revoke-result").textContent = t("app.more.lost.done");
   $("revoke-result").hidden = false;
   state.code = null;
 }
 
+async function loadMore() {
+  await state.offlineReady;
+  const rec = state.session ? await offline.stored(state.session.psn, deviceId()).catch(() => null) : null;
+  const el = $("offline-state");
+  el.textContent = rec ? t("app.offline.state.on", { id: rec.credentialId.slice(-4) }) : t("app.offline.state.off");
+  el.dataset.state = rec ? "on" : "off";
+  document.body.dataset.offline = el.dataset.state;
+  $("offline-on").hidden = Boolean(rec);
+  $("offline-off").hidden = !rec;
+}
+
+async function offlineOff() {
+  localStorage.setItem(OFFLINE_OFF, "1");
+  await state.offlineReady;
+  await offline.end(authed);
+  state.offlineReady = null;
+  await loadMore();
+}
+
+async function offlineOn() {
+  localStorage.removeItem(OFFLINE_OFF);
+  const rec = await offline.ensure(authed, state.session.psn, deviceId());
+  state.offlineReady = Promise.resolve(rec);
+  await loadMore();
+}
+
 async function logout() {
+  try {
+    await offline.end(authed); // no offline codes for a person who logged out here
+  } catch {
+    /* the key is forgotten below in any case */
+  }
+  await forgetOffline();
   try {
     await authed("DELETE", "/sessions/current");
   } catch {
@@ -541,6 +663,17 @@ function bind() {
   });
   $("revoke-yes").addEventListener("click", () => busy($("revoke-yes"), revokeAll));
   $("logout").addEventListener("click", () => busy($("logout"), logout));
+  $("offline-on").addEventListener("click", () => busy($("offline-on"), offlineOn));
+  $("offline-off").addEventListener("click", () => busy($("offline-off"), offlineOff));
+  // The network went: my code from the stored key at once. It came back: signed codes and live results.
+  window.addEventListener("offline", () => {
+    if (state.session && state.screen === "code") loadCode({ queue: true }).catch(fail);
+  });
+  window.addEventListener("online", () => {
+    if (!state.session) return;
+    startPolling();
+    if (state.screen === "code") loadCode({ queue: true }).catch(fail);
+  });
   for (const b of document.querySelectorAll("#tabs button")) {
     b.addEventListener("click", () => {
       clearProblem();
