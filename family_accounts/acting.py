@@ -1,12 +1,17 @@
 """The interface other domains call (voucher/ and payments/); they never read family tables.
 
   - acting_permission(uow, actor_person_id=..., member_psn_no=..., action=...) -> member person id
-  - mutual_aid_holders(uow, member_person_id=...) -> list[int] of holder person ids, in charge order
+  - mutual_aid_holders(uow, member_person_id=..., filed=True) -> list[int] of holder person ids, in
+    charge order
+  - may_have_mutual_aid_holders(member_person_id_column) -> a boolean expression for the caller's
+    statement, passed back as `filed`: false means no approved filing, so `pay` spares that round trip
 
 Both run on every delegated request or payment, so their statements are prebuilt (queries.py).
 """
 
 from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Exists
 
 from yibao.db import UnitOfWork
 from yibao.errors import AppError
@@ -15,7 +20,7 @@ from yibao.registry import services as registry
 from . import clock
 from . import errors as _errors  # noqa: F401 - registers BINDING_NOT_ACTIVE for the callers' answers
 from .lifecycle import effective_status
-from .queries import HOLDERS, LIVE_BINDING
+from .queries import HOLDERS, LIVE_BINDING, active_filings_of
 
 ACTIONS = ("show_voucher", "pay", "read_usage", "read_account")
 
@@ -55,12 +60,24 @@ def acting_permission(uow: UnitOfWork, *, actor_person_id: int, member_psn_no: s
     return member.id
 
 
-def mutual_aid_holders(uow: UnitOfWork, *, member_person_id: int) -> list[int]:
+def mutual_aid_holders(uow: UnitOfWork, *, member_person_id: int, filed: bool = True) -> list[int]:
     """Person ids whose personal accounts may pay for this member (family mutual aid), in order.
+
+    `filed=False` is what may_have_mutual_aid_holders answered in the caller's statement of this
+    transaction: no approved filing, so the answer is [] without a statement of its own.
 
     Only filings the member APPROVED (active) count: a pending, declined, expired or withdrawn
     filing moves no money. Order: oldest filing first. Only active employee holders count (a
     suspended holder's account is frozen). FOR SHARE on PostgreSQL: a withdrawal waits for a
     payment that already read the filing, and a payment after the withdrawal's commit no longer sees it.
     """
+    if not filed:
+        return []
     return list(uow.session.scalars(HOLDERS, {"member_person_id": member_person_id}))
+
+
+def may_have_mutual_aid_holders(member_person_id: ColumnElement[int]) -> Exists:
+    """Does an approved (active) filing name this member? An expression to embed in the caller's
+    statement (`member_person_id` is a column of it). False: mutual_aid_holders answers [] (no filing
+    to lock either). True: call mutual_aid_holders, which applies the holders' own conditions."""
+    return active_filings_of(member_person_id)

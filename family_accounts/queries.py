@@ -6,7 +6,7 @@ SQLAlchemy select cost more CPU than executing it.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, bindparam, or_, select
+from sqlalchemy import ColumnElement, Exists, bindparam, or_, select
 
 from yibao.db import UnitOfWork
 from yibao.errors import AppError
@@ -28,6 +28,17 @@ HOLDERS = (
     .order_by(MutualAidFiling.created_at, MutualAidFiling.id)
     .with_for_update(read=True, of=MutualAidFiling)
 )
+
+
+def active_filings_of(member_person_id: ColumnElement[int]) -> Exists:
+    """EXISTS an active filing for the member: the condition HOLDERS starts from (a superset of it)."""
+    filings = MutualAidFiling.__table__.c  # Core columns: the caller's statement stays out of the ORM
+    return (
+        select(filings.id)
+        .where(filings.member_person_id == member_person_id, filings.status == "active")
+        .exists()
+    )
+
 
 # The live binding of an actor for a member, FOR SHARE: an ending waits for the delegated action.
 LIVE_BINDING = (

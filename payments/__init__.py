@@ -9,11 +9,14 @@ from flask import Flask
 
 def register(app: Flask, api: Any) -> None:
     """Register the payments blueprint, the person_created hook and the CLI commands."""
-    # error codes; the person_created hook; the fund statement routes (on blp)
-    from . import accounts, errors, fund_routes  # noqa: F401
+    from yibao import partitions
+
+    # error codes; the person_created hook; the fund statement routes (on blp); the growing tables
+    from . import accounts, errors, fund_routes, retention  # noqa: F401
     from .cli import payments_cli, webhooks_cli
     from .routes import blp
 
+    partitions.register(app, *retention.RETAINED)
     api.register_blueprint(blp)
     app.cli.add_command(payments_cli)
     app.cli.add_command(webhooks_cli)

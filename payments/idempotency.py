@@ -5,6 +5,12 @@ another transaction which also marks the claim done with the response, so the ef
 response commit together: a crash before that commit leaves no effect, and the in-progress claim
 becomes retryable once `locked_until` has passed. A claim taken over after its lease carries a new
 token, so the slow original can no longer complete (its transaction rolls back instead).
+
+Keys are kept per UTC month (period_start, the partition key on PostgreSQL: yibao/partitions.py), so
+the unique key alone cannot see a retry of last month's key. Near a month boundary (the first 24 h
+of a month plus a margin, and the margin before its end) every claim therefore takes the locking path
+of begin(): a lock on the key (queries.lock_idempotency_key), then a look for a live claim of the key
+in the neighbouring months, then the insert, so a retry across the boundary never executes twice.
 """
 
 from __future__ import annotations
@@ -20,10 +26,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
+from yibao.partitions import add_months, month_start
 
+from . import queries
 from .models import IdempotencyKey
 
 RETENTION = timedelta(hours=24)
+# Clock skew between servers and the longest claim statement in flight: a claim this close to a
+# month boundary serializes with the claims on the other side of it.
+BOUNDARY_MARGIN = timedelta(minutes=10)
 MAX_KEY_LEN = 255
 
 
@@ -69,14 +80,21 @@ def _claim_values(institution_id: int, key: str, req_hash: str, lock_seconds: fl
         "locked_until": now + timedelta(seconds=lock_seconds),
         "created_at": now,
         "expires_at": now + RETENTION,
+        "period_start": month_start(now),
     }
+
+
+def near_month_boundary(now: datetime) -> bool:
+    """Whether a live claim of the same key may sit in another month's partition (or soon will)."""
+    start = month_start(now)
+    return now - start < RETENTION + BOUNDARY_MARGIN or add_months(start, 1) - now <= BOUNDARY_MARGIN
 
 
 _KEYS = IdempotencyKey.__table__
 # Prebuilt (hot path: every institution POST): no statement construction per request.
 _INSERT_CLAIM = {
     name: dialect.insert(_KEYS)
-    .on_conflict_do_nothing(index_elements=["institution_id", "key"])
+    .on_conflict_do_nothing(index_elements=["institution_id", "key", "period_start"])
     .returning(_KEYS.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
@@ -93,7 +111,7 @@ _COMPLETE = (
 
 def _insert_claim(uow: UnitOfWork, values: dict) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new claim's id, or None if the key exists."""
-    return uow.session.execute(_INSERT_CLAIM[uow.dialect], values).scalar()
+    return uow.core().execute(_INSERT_CLAIM[uow.dialect], values).scalar()
 
 
 def try_claim(
@@ -107,11 +125,17 @@ def try_claim(
 ) -> Claim | None:
     """The common case in one statement: claim a key never seen before (committed), else None.
 
+    None also near a month boundary (near_month_boundary): there begin() locks the key and looks in
+    the neighbouring month first.
+
     For db.autocommit(): the single INSERT commits on its own, exactly like the claim transaction
     of begin(), so a concurrent request sees the claim at once. None means the key
     exists: call begin() in an ordinary transaction to replay, refuse or take it over.
     """
-    values = _claim_values(institution_id, key, req_hash, lock_seconds, now or utcnow())
+    now = now or utcnow()
+    if near_month_boundary(now):
+        return None  # begin(): the locking path that also looks in the neighbouring month
+    values = _claim_values(institution_id, key, req_hash, lock_seconds, now)
     new_id = _insert_claim(uow, values)
     if new_id is None:
         return None
@@ -131,13 +155,21 @@ def begin(
     now = now or utcnow()
     values = _claim_values(institution_id, key, req_hash, lock_seconds, now)
     token = values["claim_token"]
-    new_id = _insert_claim(uow, values)
+    row = None
+    if near_month_boundary(now):
+        queries.lock_idempotency_key(uow, institution_id, key)  # until this transaction ends
+        row = _live_neighbour(uow, institution_id, key, now)
+    new_id = None if row is not None else _insert_claim(uow, values)
     if new_id is not None:
         uow.commit()
         return Claim(new_id, token)
-    row = uow.session.scalar(
+    row = row or uow.session.scalar(
         select(IdempotencyKey)
-        .where(IdempotencyKey.institution_id == institution_id, IdempotencyKey.key == key)
+        .where(
+            IdempotencyKey.institution_id == institution_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.period_start == values["period_start"],
+        )
         .with_for_update()
     )
     assert row is not None
@@ -148,20 +180,41 @@ def begin(
             return Stored(row.response_status or 200, row.response_body or "")
         if row.locked_until > now:
             raise AppError("IDEMPOTENCY_KEY_IN_USE")
-    # Expired key, or a crashed claim past its lease: take it over with a new token.
+    # Expired key, or a crashed claim past its lease: take it over with a new token. A claim of the
+    # neighbouring month keeps its times, so it never outlives the boundary window that finds it.
+    kept = ("institution_id", "key", "period_start")
+    if row.period_start != values["period_start"]:
+        kept += ("created_at", "expires_at")
     uow.session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == row.id)
-        .values(**{k: v for k, v in values.items() if k not in ("institution_id", "key")})
+        .values(**{k: v for k, v in values.items() if k not in kept})
         .execution_options(synchronize_session=False)
     )
     uow.commit()
     return Claim(row.id, token)
 
 
+def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetime) -> IdempotencyKey | None:
+    """A live claim of the key in the previous or next month's partition (locked), if any."""
+    this = month_start(now)
+    return uow.session.scalar(
+        select(IdempotencyKey)
+        .where(
+            IdempotencyKey.institution_id == institution_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.period_start.in_((add_months(this, -1), add_months(this, 1))),
+            IdempotencyKey.expires_at > now,
+        )
+        .order_by(IdempotencyKey.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
     """Store the response in the caller's transaction; refuses if the claim was taken over."""
-    res = uow.session.execute(
+    res = uow.core().execute(
         _COMPLETE, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body}
     )
     if res.rowcount != 1:

@@ -89,7 +89,7 @@ def lock_accounts_of(uow: UnitOfWork, person_ids: Sequence[int]) -> dict[int, tu
     """
     if not person_ids:
         return {}
-    rows = uow.session.execute(_LOCK_OF_PERSONS, {"person_ids": sorted(set(person_ids))})
+    rows = uow.core().execute(_LOCK_OF_PERSONS, {"person_ids": sorted(set(person_ids))})
     return {row.person_id: (row.id, row.balance_fen) for row in rows}
 
 
@@ -143,25 +143,29 @@ def post(
     personal = set(personal_ids)
     for account_id, fen in legs:
         if account_id in personal:
-            res = uow.session.execute(_MOVE_BALANCE, {"acct": account_id, "fen": fen})
+            res = uow.core().execute(_MOVE_BALANCE, {"acct": account_id, "fen": fen})
             if res.rowcount != 1:
                 raise AppError("INSUFFICIENT_BALANCE")
     created_at = at or utcnow()
-    # Core statements: this is the payment hot path, the ORM's unit of work adds nothing here.
-    txn_id = uow.session.execute(
-        _INSERT_TXN,
-        {
-            "kind": kind,
-            "natural_key": natural_key,
-            "order_id": order_id,
-            "refund_id": refund_id,
-            "memo": memo,
-            "sealed": False,
-            "created_at": created_at,
-        },
-    ).scalar_one()
+    # Core statements on the connection: this is the payment hot path, the ORM adds nothing here.
+    txn_id = (
+        uow.core()
+        .execute(
+            _INSERT_TXN,
+            {
+                "kind": kind,
+                "natural_key": natural_key,
+                "order_id": order_id,
+                "refund_id": refund_id,
+                "memo": memo,
+                "sealed": False,
+                "created_at": created_at,
+            },
+        )
+        .scalar_one()
+    )
     if legs:
-        uow.session.execute(
+        uow.core().execute(
             _INSERT_ENTRIES,
             [
                 {"transaction_id": txn_id, "account_id": a, "amount_fen": f, "created_at": created_at}
@@ -169,7 +173,7 @@ def post(
             ],
         )
     # Sealing asks the database to check SUM(legs) = 0; afterwards the transaction is immutable.
-    uow.session.execute(_SEAL, {"txn": txn_id})
+    uow.core().execute(_SEAL, {"txn": txn_id})
     return txn_id
 
 

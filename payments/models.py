@@ -208,11 +208,18 @@ class TraceCodeSettlement(Base):
 
 
 class IdempotencyKey(Base):
-    """A claimed Idempotency-Key of one institution, its request hash and the stored response."""
+    """A claimed Idempotency-Key of one institution, its request hash and the stored response.
+
+    period_start is the first instant of the UTC month of the first claim: the partition key on
+    PostgreSQL (primary key (id, period_start)), so the unique key holds per month and
+    payments/idempotency.py looks in the neighbouring month near a boundary (payments/retention.py).
+    """
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (
-        UniqueConstraint("institution_id", "key"),
+        UniqueConstraint(
+            "institution_id", "key", "period_start", name="uq_idempotency_keys_institution_id_key"
+        ),
         CheckConstraint("state IN ('in_progress', 'done')", name="state"),
     )
 
@@ -227,6 +234,7 @@ class IdempotencyKey(Base):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class WebhookEndpoint(Base):
@@ -242,16 +250,21 @@ class WebhookEndpoint(Base):
 
 
 class WebhookEvent(Base):
-    """Outbox row written in the same transaction as the state change it reports."""
+    """Outbox row written in the same transaction as the state change it reports.
+
+    On PostgreSQL partitioned by month of created_at (primary key (id, created_at); event_id, random,
+    unique with created_at); a partition with a pending event is never pruned (payments/retention.py).
+    """
 
     __tablename__ = "webhook_events"
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+        UniqueConstraint("event_id", "created_at", name="uq_webhook_events_event_id"),
         Index("ix_webhook_events_due", "state", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event_id: Mapped[str] = mapped_column(String(40))
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
     type: Mapped[str] = mapped_column(String(48))
     payload: Mapped[str] = mapped_column(Text)

@@ -10,9 +10,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
 from supervision import checks as supervision
@@ -38,14 +39,36 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def check_transition(status: str, to: str) -> None:
+    """May an order in `status` move to `to`?
+
+    Raises: ORDER_STATE_CONFLICT.
+    """
+    if to not in TRANSITIONS[status]:
+        raise AppError("ORDER_STATE_CONFLICT", order_status=status)
+
+
 def transition(order: PaymentOrder, to: str) -> None:
     """Move the order to `to`.
 
     Raises: ORDER_STATE_CONFLICT.
     """
-    if to not in TRANSITIONS[order.status]:
-        raise AppError("ORDER_STATE_CONFLICT", order_status=order.status)
+    check_transition(order.status, to)
     order.status = to
+
+
+class OrderValues(SimpleNamespace):
+    """An order's column values without the ORM (what pay reads as columns and answers): the
+    attributes of a PaymentOrder, for order_view and the callers of pay."""
+
+    @classmethod
+    def of(cls, row: Row, **changes: Any) -> OrderValues:
+        """The order columns of `row` (a result row that has them by name), with `changes` applied."""
+        mapping = row._mapping
+        return cls(**({name: mapping[name] for name in _ORDER_COLUMNS} | changes))
+
+
+_ORDER_COLUMNS = tuple(PaymentOrder.__table__.c.keys())
 
 
 def trace_key(code: str) -> str:
@@ -63,7 +86,7 @@ def trace_key(code: str) -> str:
 class CheckedOrder:
     """An order placed or paid, with the supervision warn rules it broke ([{rule_id, kind, evidence}])."""
 
-    order: PaymentOrder
+    order: PaymentOrder | OrderValues
     warnings: list[dict[str, Any]]
 
 
@@ -225,7 +248,7 @@ def order_for_institution(uow: UnitOfWork, pay_order_id: str, institution_id: in
     return order
 
 
-def order_view(order: PaymentOrder) -> dict[str, Any]:
+def order_view(order: PaymentOrder | OrderValues) -> dict[str, Any]:
     """The order as the API (schemas.OrderOut) and the webhooks show it."""
     return {
         "pay_order_id": order.pay_order_id,
@@ -251,7 +274,7 @@ def checked_view(checked: CheckedOrder) -> dict[str, Any]:
     return {**order_view(checked.order), "warnings": checked.warnings}
 
 
-def _hospital_extra(order: PaymentOrder) -> dict[str, Any]:
+def _hospital_extra(order: PaymentOrder | OrderValues) -> dict[str, Any]:
     """The split fields of a hospital order (issue 15); nothing for a v1 order."""
     if order.med_type is None:
         return {}

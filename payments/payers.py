@@ -47,9 +47,11 @@ def recheck_actor(uow: UnitOfWork, *, actor_person_id: int | None, payer_person_
         raise AppError("NOT_PERMITTED")
 
 
-def holder_person_ids(uow: UnitOfWork, payer_id: int) -> list[int]:
-    """The payer's mutual-aid holders in charge order (family_accounts decides the order)."""
-    return [pid for pid in family.mutual_aid_holders(uow, member_person_id=payer_id) if pid != payer_id]
+def holder_person_ids(uow: UnitOfWork, payer_id: int, *, filed: bool = True) -> list[int]:
+    """The payer's mutual-aid holders in charge order (family_accounts decides the order); `filed` is
+    family.may_have_mutual_aid_holders read earlier in this transaction (False: none, no statement)."""
+    holders = family.mutual_aid_holders(uow, member_person_id=payer_id, filed=filed)
+    return [pid for pid in holders if pid != payer_id]
 
 
 def holder_accounts(uow: UnitOfWork, payer_id: int) -> list[Account]:

@@ -6,44 +6,46 @@ live in settlement.py.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from family_accounts import acting as family
 from yibao.db import UnitOfWork
+from yibao.registry import services as registry
 
 from . import ledger
 from .models import Account, OrderItem, PaymentOrder, TraceCodeSettlement, WebhookEndpoint
 
 
 def _order_for_pay_stmt() -> Any:
-    has_endpoint = (
-        select(WebhookEndpoint.institution_id)
-        .where(WebhookEndpoint.institution_id == PaymentOrder.institution_id)
-        .exists()
-    )
-    clearing = (
-        select(Account.id).where(Account.institution_id == PaymentOrder.institution_id).scalar_subquery()
-    )
-    cash = select(Account.id).where(Account.system_name == ledger.CASH).scalar_subquery()
+    # Core tables only (no mapped classes): the statement never goes through the ORM's execution.
+    orders, items = PaymentOrder.__table__, OrderItem.__table__.c
+    accounts, endpoints = Account.__table__.c, WebhookEndpoint.__table__.c
+    has_endpoint = select(endpoints.institution_id).where(endpoints.institution_id == orders.c.institution_id)
+    clearing = select(accounts.id).where(accounts.institution_id == orders.c.institution_id)
+    cash = select(accounts.id).where(accounts.system_name == ledger.CASH)
     return (
         select(
-            PaymentOrder,
-            OrderItem.trace_codes,
-            has_endpoint,
-            clearing,
-            cash,
-            OrderItem.drug_code,
-            OrderItem.quantity,
+            *orders.c,
+            items.trace_codes,
+            has_endpoint.exists().label("has_endpoint"),
+            clearing.scalar_subquery().label("clearing_id"),
+            cash.scalar_subquery().label("cash_id"),
+            items.drug_code,
+            items.quantity,
+            registry.person_status_locked_of(orders.c.payer_person_id).label("payer_status"),
+            family.may_have_mutual_aid_holders(orders.c.payer_person_id).label("may_have_holders"),
         )
-        .outerjoin(OrderItem, OrderItem.order_id == PaymentOrder.id)
-        .where(PaymentOrder.pay_order_id == bindparam("pay_order_id"))
-        .order_by(OrderItem.line_no)
-        .with_for_update(of=PaymentOrder)
+        .select_from(orders.outerjoin(OrderItem.__table__, items.order_id == orders.c.id))
+        .where(orders.c.pay_order_id == bindparam("pay_order_id"))
+        .order_by(items.line_no)
+        .with_for_update(of=orders)
     )
 
 
@@ -60,16 +62,18 @@ _SETTLE_CODES = {
 
 
 def order_for_pay_rows(uow: UnitOfWork, pay_order_id: str) -> Sequence[Row]:
-    """One round trip: the order (locked: FOR UPDATE OF payment_orders) joined with its items'
-    traceability codes in line order, whether its institution has a webhook endpoint, and the
-    clearing and cash account ids. One row per item: (order, trace_codes, has_endpoint, clearing, cash,
-    drug_code, quantity)."""
-    return uow.session.execute(_ORDER_FOR_PAY, {"pay_order_id": pay_order_id}).all()
+    """One round trip: the order's columns (its row locked: FOR UPDATE OF payment_orders) joined with
+    its items' traceability codes in line order, whether its institution has a webhook endpoint, the
+    clearing and cash account ids, the payer's status (share-locked, registry.person_status_locked_of)
+    and whether the payer may have mutual-aid holders (family.may_have_mutual_aid_holders). One row per
+    item: the order's columns by name, then trace_codes, has_endpoint, clearing_id, cash_id, drug_code,
+    quantity, payer_status, may_have_holders."""
+    return uow.core().execute(_ORDER_FOR_PAY, {"pay_order_id": pay_order_id}).all()
 
 
 def mark_paid(uow: UnitOfWork, order_pk: int, values: dict[str, Any]) -> None:
     """One UPDATE of the order row (instead of an ORM flush)."""
-    uow.session.execute(_MARK_PAID, {"order_pk": order_pk, **values})
+    uow.core().execute(_MARK_PAID, {"order_pk": order_pk, **values})
 
 
 def insert_settlements(uow: UnitOfWork, keys: Sequence[str], order_id: int, now: datetime) -> int:
@@ -79,4 +83,19 @@ def insert_settlements(uow: UnitOfWork, keys: Sequence[str], order_id: int, now:
     concurrent settlement of the same code waits on the partial unique index, then is skipped here.
     """
     rows = [{"code": k, "order_id": order_id, "settled_at": now} for k in keys]
-    return len(uow.session.execute(_SETTLE_CODES[uow.dialect], rows).all())
+    return len(uow.core().execute(_SETTLE_CODES[uow.dialect], rows).all())
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:lock_id)")
+
+
+def lock_idempotency_key(uow: UnitOfWork, institution_id: int, key: str) -> None:
+    """Serialize the claims of one (institution, key) until the transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on a 64-bit hash of the pair. SQLite: nothing to do,
+    the write transaction (BEGIN IMMEDIATE) already holds the database's single write lock.
+    """
+    if uow.dialect != "postgresql":
+        return
+    digest = hashlib.sha256(f"{institution_id}:{key}".encode()).digest()
+    uow.session.execute(_ADVISORY_LOCK, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})

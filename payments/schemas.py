@@ -16,6 +16,7 @@ from supervision.schemas import SupervisionFindingOut
 from yibao.api import Schema
 from yibao.db import MAX_ID
 from yibao.errors import register_field_messages
+from yibao.fields import StrictBoolean
 
 from .grants import PURPOSES
 from .money import MAX_FEN
@@ -63,7 +64,7 @@ class PayAuthorizationIn(Schema):
 class ItemIn(Schema):
     drug_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     drug_name = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    otc = fields.Boolean(required=True, truthy={True}, falsy={False})
+    otc = StrictBoolean(required=True)
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100_000))
     unit_price_fen = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
@@ -141,10 +142,8 @@ class OrderIn(Schema):
     delivery_fee_fen = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0), metadata={"description": _NO_UPPER_BOUND}
     )
-    account_only = fields.Boolean(
+    account_only = StrictBoolean(
         load_default=False,
-        truthy={True},
-        falsy={False},
         metadata={
             "description": "Refuse with INSUFFICIENT_BALANCE instead of letting cash cover a drug shortfall "
             "(delivery is always cash)."

@@ -5,38 +5,66 @@ caller's unit of work. Round trips are counted here: see queries.py for the preb
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import Row, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
-from yibao.registry import services as registry
 
 from . import faults, ledger, money, orders, payers, queries, webhooks
 from .models import PaymentGrant, PaymentOrder
 
 
-def _order_for_pay(
-    uow: UnitOfWork, pay_order_id: str, institution_id: int
-) -> tuple[PaymentOrder, list[str], bool, int | None, int | None, list[tuple[str, int]]]:
+@dataclass(frozen=True)
+class _ForPay:
+    """What the first statement of pay read (queries.order_for_pay_rows)."""
+
+    order: Row  # the order's columns, its row locked
+    keys: list[str]  # settlement keys of its items' traceability codes, in line order
+    has_endpoint: bool
+    clearing: int | None
+    cash: int | None
+    lines: list[tuple[str, int]]  # (drug_code, quantity) for supervision
+    payer_status: str | None  # share-locked
+    may_have_holders: bool
+
+
+def _order_for_pay(uow: UnitOfWork, pay_order_id: str, institution_id: int) -> _ForPay:
     """Lock the order and, in the same round trip, read what pay needs besides it.
 
-    (order, settlement keys of its items in line order, webhook endpoint exists, clearing account
-    id, cash account id, its lines as (drug_code, quantity) for supervision). Only the order row is
-    locked (FOR UPDATE OF payment_orders): the item rows never change after placement, the endpoint
-    flag is a read like webhooks.enqueue's, and the clearing and cash accounts have no balance column
-    to protect.
+    Only the order row is locked FOR UPDATE (OF payment_orders): the item rows never change after
+    placement, the endpoint flag is a read like webhooks.enqueue's, and the clearing and cash accounts
+    have no balance column to protect. The payer's registry row is share-locked (a concurrent
+    suspension waits for this payment), as registry.person_status_locked does.
+
+    Raises: ORDER_NOT_FOUND.
     """
     rows = queries.order_for_pay_rows(uow, pay_order_id)
-    if not rows or rows[0][0].institution_id != institution_id:
+    if not rows or rows[0].institution_id != institution_id:
         raise AppError("ORDER_NOT_FOUND")
-    order, _, endpoint, clearing_id, cash_id, *_ = rows[0]
-    keys = [orders.trace_key(c) for row in rows for c in (row[1] or ())]
-    lines = [(row.drug_code, row.quantity) for row in rows]
-    return order, keys, bool(endpoint), clearing_id, cash_id, lines
+    first = rows[0]
+    return _ForPay(
+        order=first,
+        keys=[orders.trace_key(c) for row in rows for c in (row.trace_codes or ())],
+        has_endpoint=bool(first.has_endpoint),
+        clearing=first.clearing_id,
+        cash=first.cash_id,
+        lines=[(row.drug_code, row.quantity) for row in rows],
+        payer_status=first.payer_status,
+        may_have_holders=bool(first.may_have_holders),
+    )
+
+
+def _orm_order(uow: UnitOfWork, row: Row) -> PaymentOrder:
+    """The locked order as an ORM object in the session, from the columns already read (no statement)."""
+    order = PaymentOrder(**{c.key: getattr(row, c.key) for c in PaymentOrder.__table__.c})
+    make_transient_to_detached(order)
+    uow.session.add(order)
+    return order
 
 
 def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> orders.CheckedOrder:
@@ -49,106 +77,104 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
     TRACE_CODE_MALFORMED.
     """
     now = utcnow()
-    order, keys, has_endpoint, clearing, cash, lines = _order_for_pay(uow, pay_order_id, institution_id)
+    got = _order_for_pay(uow, pay_order_id, institution_id)
+    order = got.order
     if order.med_type is not None:  # a hospital settlement (issue 15): its own split and ledger legs
         from . import hospital
 
         return hospital.pay(
             uow,
-            order,
-            keys=keys,
-            has_endpoint=has_endpoint,
-            clearing=clearing,
-            cash=cash,
-            lines=lines,
+            _orm_order(uow, order),
+            keys=got.keys,
+            has_endpoint=got.has_endpoint,
+            clearing=got.clearing,
+            cash=got.cash,
+            lines=got.lines,
             now=now,
         )
-    # No autoflush: the status change would otherwise be written by the next SELECT and the amounts
-    # by a second UPDATE; one explicit UPDATE at the end writes the order once.
-    with uow.session.no_autoflush:
-        orders.transition(order, "paid")
-        if now - order.created_at > orders.PAY_WINDOW:
-            raise AppError("ORDER_EXPIRED")
-        # The payer may have been suspended since the order was placed: a suspended account pays nothing.
-        if registry.person_status_locked(uow, order.payer_person_id) != "active":
-            raise AppError("PERSON_SUSPENDED")
-        if order.actor_person_id is not None:  # the binding may have ended since the order was placed
-            source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
-            payers.recheck_actor(
-                uow,
-                actor_person_id=order.actor_person_id,
-                payer_person_id=order.payer_person_id,
-                source=source,
-            )
-        holder_pids = payers.holder_person_ids(uow, order.payer_person_id)
-        # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
-        locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
-        # Supervision again (a rule may have changed since the order), under the person's supervision
-        # lock; the sale is counted in the payment's transaction.
-        person = order.payer_person_id
-        verdict = supervision.check_order(
+    # The order is read as columns, not as an ORM object: the session has nothing to flush, and one
+    # prebuilt UPDATE at the end writes the order once.
+    orders.check_transition(order.status, "paid")
+    if now - order.created_at > orders.PAY_WINDOW:
+        raise AppError("ORDER_EXPIRED")
+    # The payer may have been suspended since the order was placed: a suspended account pays nothing.
+    if got.payer_status != "active":
+        raise AppError("PERSON_SUSPENDED")
+    if order.actor_person_id is not None:  # the binding may have ended since the order was placed
+        source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
+        payers.recheck_actor(
             uow,
-            person_id=person,
-            institution_id=institution_id,
-            lines=lines,
-            stage="pay",
-            order_ref=pay_order_id,
-            now=now,
+            actor_person_id=order.actor_person_id,
+            payer_person_id=order.payer_person_id,
+            source=source,
         )
-        supervision.record_sale(
-            uow, person_id=person, institution_id=institution_id, lines=lines, order_ref=pay_order_id, at=now
-        )
-        own = locked.get(order.payer_person_id)
-        holders = [locked[pid] for pid in holder_pids if pid in locked]
-        split = money.split_payment(
-            drug_fen=order.drug_fen,
-            delivery_fee_fen=order.delivery_fee_fen,
-            own_balance=own[1] if own else 0,
-            holder_balances=holders,
-        )
-        if order.account_only and split.cash_fen > order.delivery_fee_fen:
-            raise AppError("INSUFFICIENT_BALANCE")
-        if keys:
-            settle_codes(uow, keys, order.id, now)
-        if clearing is None or cash is None:  # first payment of this institution (or of the system)
-            clearing, cash = ledger.settlement_accounts(uow, institution_id)
-        legs = [(acct_id, -fen) for acct_id, fen in split.mutual_aid]
-        if own:
-            legs.append((own[0], -split.account_fen))
-        legs += [(cash, -split.cash_fen), (clearing, split.total_fen)]
-        personal = [own[0]] if own else []
-        ledger.post(
-            uow,
-            kind="payment",
-            legs=legs,
-            order_id=order.id,
-            personal_ids=personal + [a for a, _ in holders],
-            at=now,
-        )
-        faults.hit("pay.after_debit")
-        paid = {
-            "status": order.status,
-            "account_pay_fen": split.account_fen,
-            "mutual_aid_pay_fen": split.mutual_aid_fen,
-            "cash_pay_fen": split.cash_fen,
-            "paid_at": now,
-            "updated_at": now,
-        }
-        # One prebuilt UPDATE instead of an ORM flush; the loaded object is then told the new values
-        # as committed state, so the session has nothing left to write for it.
-        queries.mark_paid(uow, order.id, paid)
-        for attr, value in paid.items():
-            set_committed_value(order, attr, value)
+    holder_pids = payers.holder_person_ids(uow, order.payer_person_id, filed=got.may_have_holders)
+    # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
+    locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
+    # Supervision again (a rule may have changed since the order), under the person's supervision
+    # lock; the sale is counted in the payment's transaction.
+    person = order.payer_person_id
+    verdict = supervision.check_order(
+        uow,
+        person_id=person,
+        institution_id=institution_id,
+        lines=got.lines,
+        stage="pay",
+        order_ref=pay_order_id,
+        now=now,
+    )
+    supervision.record_sale(
+        uow, person_id=person, institution_id=institution_id, lines=got.lines, order_ref=pay_order_id, at=now
+    )
+    own = locked.get(order.payer_person_id)
+    holders = [locked[pid] for pid in holder_pids if pid in locked]
+    split = money.split_payment(
+        drug_fen=order.drug_fen,
+        delivery_fee_fen=order.delivery_fee_fen,
+        own_balance=own[1] if own else 0,
+        holder_balances=holders,
+    )
+    if order.account_only and split.cash_fen > order.delivery_fee_fen:
+        raise AppError("INSUFFICIENT_BALANCE")
+    if got.keys:
+        settle_codes(uow, got.keys, order.id, now)
+    clearing, cash = got.clearing, got.cash
+    if clearing is None or cash is None:  # first payment of this institution (or of the system)
+        clearing, cash = ledger.settlement_accounts(uow, institution_id)
+    legs = [(acct_id, -fen) for acct_id, fen in split.mutual_aid]
+    if own:
+        legs.append((own[0], -split.account_fen))
+    legs += [(cash, -split.cash_fen), (clearing, split.total_fen)]
+    personal = [own[0]] if own else []
+    ledger.post(
+        uow,
+        kind="payment",
+        legs=legs,
+        order_id=order.id,
+        personal_ids=personal + [a for a, _ in holders],
+        at=now,
+    )
+    faults.hit("pay.after_debit")
+    paid = {
+        "status": "paid",
+        "account_pay_fen": split.account_fen,
+        "mutual_aid_pay_fen": split.mutual_aid_fen,
+        "cash_pay_fen": split.cash_fen,
+        "paid_at": now,
+        "updated_at": now,
+    }
+    queries.mark_paid(uow, order.id, paid)
+    paid_order = orders.OrderValues.of(order, **paid)
     webhooks.enqueue(
         uow,
         institution_id=institution_id,
         type="payment.paid",
-        data=orders.order_view(order),
+        data=orders.order_view(paid_order),
         now=now,
-        has_endpoint=has_endpoint,
+        has_endpoint=got.has_endpoint,
     )
     faults.hit("pay.before_commit")
-    return orders.CheckedOrder(order, verdict.warnings)
+    return orders.CheckedOrder(paid_order, verdict.warnings)
 
 
 def settle_codes(uow: UnitOfWork, keys: Sequence[str], order_id: int, now: datetime) -> None:

@@ -12,11 +12,12 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ TIMEOUT = 10.0
 # A claimed batch is retried by another worker if this one dies: the lease covers sending the whole
 # batch (every send may take TIMEOUT) plus a margin, so a slow but live worker is not overtaken.
 LEASE_MARGIN = 30.0
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only (not \d, not int())
 
 
 def new_secret() -> str:
@@ -51,16 +53,23 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300) -> bool:
-    """What a receiver does: check the timestamp window and any v1 signature (constant time)."""
+def verify(secret: str, headers: Mapping[str, object], body: bytes, tolerance: int = 300) -> bool:
+    """What a receiver does: check the timestamp window and any v1 signature (constant time).
+
+    Hostile headers give False, never an exception: the timestamp is 1 to 12 ASCII digits exactly
+    (int() would also take "１２３", " 123", "+123" and "1_23"), and signatures are compared as bytes.
+    """
+    msg_id, ts, sigs = (headers.get(k) for k in ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    if not (isinstance(msg_id, str) and isinstance(ts, str) and isinstance(sigs, str)):
+        return False
+    if not _TIMESTAMP.fullmatch(ts) or abs(time.time() - int(ts)) > tolerance:
+        return False
     try:
-        ts = int(headers["webhook-timestamp"])
-        expected = sign(secret, headers["webhook-id"], ts, body)
-    except (KeyError, ValueError):
+        expected = sign(secret, msg_id, int(ts), body).encode()
+    except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 byte through surrogateescape)
         return False
-    if abs(time.time() - ts) > tolerance:
-        return False
-    return any(hmac.compare_digest(expected, s) for s in headers.get("webhook-signature", "").split())
+    given = [s.encode() for s in sigs.split() if s.isascii()]
+    return any([hmac.compare_digest(expected, s) for s in given])  # every candidate is compared
 
 
 def backoff(attempts: int, rng: Callable[[], float] = random.random) -> float:

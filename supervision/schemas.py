@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 
 from yibao.api import Schema
 from yibao.db import MAX_ID
+from yibao.fields import QueryBoolean, StrictBoolean
 
 from .models import ACTIONS, KINDS, STAGES
 
@@ -79,15 +80,6 @@ class SupervisionRuleIn(Schema):
         return data
 
 
-class StrictBoolean(fields.Boolean):
-    """JSON true or false only (truthy={True} alone lets 1 and 0 through: 1 == True in a set)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
-
-
 class SupervisionRulePatch(Schema):
     enabled = StrictBoolean(required=True)
 
@@ -119,7 +111,7 @@ class SupervisionRuleOut(Schema):
 
 class SupervisionRuleListQuery(Schema):
     kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    enabled = fields.Boolean(load_default=None)
+    enabled = QueryBoolean(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
 

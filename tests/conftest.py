@@ -21,9 +21,7 @@ from yibao.config import normalize_database_url
 from yibao.migrate import upgrade
 from yibao.redis_store import start_embedded_server
 
-from .support import ADMIN_TOKEN, Yb
-
-TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
+from .support import ADMIN_TOKEN, TEST_SECRET, Yb, reset_postgres
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -61,22 +59,6 @@ def db_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = conn.scalars(
-            text(
-                "SELECT tablename FROM pg_tables"
-                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-            )
-        ).all()
-        if tables:
-            conn.execute(
-                text(f"TRUNCATE {', '.join(f'public.{t}' for t in tables)} RESTART IDENTITY CASCADE")
-            )
-    engine.dispose()
-
-
 @pytest.fixture
 def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[str]:
     """An unmigrated database for migration tests: a fresh SQLite file, or a fresh PostgreSQL schema."""
@@ -98,7 +80,7 @@ def empty_url(tmp_path: Path, is_postgres: bool, db_template: str) -> Iterator[s
 @pytest.fixture
 def database_url(db_template: str, tmp_path: Path, is_postgres: bool) -> str:
     if is_postgres:
-        _reset_postgres(db_template)
+        reset_postgres(db_template)
         return db_template
     path = tmp_path / "yibao.sqlite3"
     shutil.copyfile(db_template, path)

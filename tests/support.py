@@ -10,10 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
 from yibao.registry.validators import id_check_digit
 from yibao_client import signing
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 _seq = itertools.count(1)
 
 
@@ -209,3 +212,20 @@ def problem(resp: Any, status: int, code: str) -> dict:
     assert body["status"] == status
     assert body["detail"]
     return body
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every table of the migrated PostgreSQL test database (the schema and its version stay)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.scalars(
+            text(
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ).all()
+        if tables:
+            conn.execute(
+                text(f"TRUNCATE {', '.join(f'public.{t}' for t in tables)} RESTART IDENTITY CASCADE")
+            )
+    engine.dispose()

@@ -16,10 +16,10 @@ from . import errors as _errors  # noqa: F401  the code table, registered on fir
 
 def register(app: Flask, api: Any) -> None:
     """Register the voucher blueprints, hooks, CLI and settings with the application."""
-    from yibao import hooks
+    from yibao import hooks, partitions
     from yibao.db import db
 
-    from . import subjects
+    from . import housekeeping, subjects
     from .claims import MAX_TTL
     from .cli import keys_cli, vouchers_cli
     from .keys import KeyRing
@@ -33,6 +33,7 @@ def register(app: Flask, api: Any) -> None:
     hooks.on("person_suspended")(subjects.on_person_suspended)
     hooks.on("person_activated")(subjects.on_person_activated)
 
+    partitions.register(app, *housekeeping.RETAINED)
     api.register_blueprint(blp)
     api.register_blueprint(jwks_blp)
     app.cli.add_command(keys_cli)

@@ -63,10 +63,15 @@ class VoucherUse(Base):
 
     Offline codes (voucher/offline.py) use it too: sub is the credential id (16 characters, so never
     equal to a signed code's 8-character sub) and jti is "{step}:{seq}".
+
+    On PostgreSQL the table is partitioned by month of expires_at (yibao/partitions.py), and the
+    primary key is (id, expires_at): expires_at is a function of the code itself (a signed code's
+    signed exp + leeway, a YO1 code's step), so a replay carries the same (sub, jti, expires_at) and
+    lands in the same partition, where the unique constraint refuses it.
     """
 
     __tablename__ = "voucher_uses"
-    __table_args__ = (UniqueConstraint("sub", "jti", name="uq_voucher_uses_sub_jti"),)
+    __table_args__ = (UniqueConstraint("sub", "jti", "expires_at", name="uq_voucher_uses_sub_jti"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sub: Mapped[str] = mapped_column(String(16))
@@ -78,7 +83,9 @@ class VoucherUse(Base):
 class UsageRecord(Base):
     """One verification attempt: accepted or refused, with the reason, institution and scanner details.
 
-    person_id is NULL when the token never proved whose it was (malformed, bad signature).
+    person_id is NULL when the token never proved whose it was (malformed, bad signature). On
+    PostgreSQL partitioned by month of created_at (primary key (id, created_at)); kept
+    YIBAO_USAGE_RETENTION_DAYS (voucher/housekeeping.py).
     """
 
     __tablename__ = "voucher_usage"

@@ -11,7 +11,8 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from marshmallow import ValidationError
 
-from yibao.db import db
+from yibao import partitions
+from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
 from yibao.registry.models import ASSISTANCE_CATEGORIES, INSTITUTION_LEVELS
@@ -60,9 +61,46 @@ def db_upgrade() -> None:
 
     try:
         upgrade(current_app.config["DATABASE_URL"])
+        partitions.ensure_all(current_app, db.engine, utcnow())  # this and next month's partitions
     except OperationalError as exc:  # a clear message, not a stack trace, for an unreachable database
         raise click.ClickException(f"DATABASE_UNAVAILABLE: {exc.orig}") from exc
     click.echo("database is up to date")
+
+
+@click.group("maintenance")
+def maintenance_cli() -> None:
+    """Partitions and retention of the tables that grow with every scan or request."""
+
+
+@maintenance_cli.command("ensure-partitions")
+@click.option("--ahead", type=click.IntRange(0, 24), default=1, show_default=True, help="Months after this.")
+@with_appcontext
+def ensure_partitions(ahead: int) -> None:
+    """Create this month's and the next months' partitions (PostgreSQL; nothing to do on SQLite)."""
+    _echo({"created": partitions.ensure_all(current_app, db.engine, utcnow(), ahead)})
+
+
+@maintenance_cli.command("prune")
+@click.option("--older-than", "older_than", required=True, help="e.g. 90d, 36h, 2w (s, m, h, d, w).")
+@with_appcontext
+def prune(older_than: str) -> None:
+    """Drop whole month partitions (PostgreSQL) or delete rows (SQLite) older than --older-than.
+
+    Never what a table still needs: each table keeps its minimum (single-use rows until their code
+    can no longer verify, idempotency keys their 24 h, the usage audit YIBAO_USAGE_RETENTION_DAYS,
+    webhook events until delivered). Creates the partitions ahead too, so it can run alone from cron.
+    """
+    try:
+        age = partitions.parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
+    now = utcnow()
+    out: dict[str, Any] = {}
+    for spec in partitions.registered(current_app):
+        cutoff = partitions.cutoff_of(spec, current_app.config, age, now)
+        with db.engine.begin() as conn:  # one table at a time: short locks
+            out[spec.table] = partitions.prune(conn, spec, cutoff, now)
+    _echo({"pruned": out, "created": partitions.ensure_all(current_app, db.engine, utcnow())})
 
 
 @click.group("person")
@@ -223,7 +261,7 @@ def seed_demo_cmd() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db_cli, person_cli, institution_cli, seed_demo_cmd):
+    for group in (db_cli, maintenance_cli, person_cli, institution_cli, seed_demo_cmd):
         app.cli.add_command(group)
 
 

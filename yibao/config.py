@@ -76,6 +76,9 @@ class Config:
         self.PAYMENTS_IDEMPOTENCY_LOCK_SECONDS = float(env.get("YIBAO_IDEMPOTENCY_LOCK_SECONDS", "30"))
         # Lifetime of a signed voucher code, seconds (1..300; checked by the voucher package).
         self.VOUCHER_TTL = int(env.get("YIBAO_VOUCHER_TTL") or 60)
+        # How long the usage audit (every scan, accepted or refused) is kept before
+        # `yibao maintenance prune` may remove it, days (>= 1; see docs/configuration.md).
+        self.USAGE_RETENTION_DAYS = _positive_int("YIBAO_USAGE_RETENTION_DAYS", 1095)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.JSON_LOGS = _bool(env.get("YIBAO_JSON_LOGS"), default=True)
         # flask-smorest / OpenAPI
@@ -101,6 +104,15 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if not value.strip().isdigit() or int(value) < 1:
+        raise RuntimeError(f"{name}: {value!r} is not a whole number of at least 1")
+    return int(value)
+
+
 def _bool(value: str | None, *, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -114,6 +126,13 @@ def load(test_config: dict | None = None) -> dict:
         cfg.update(test_config)
     if cfg.get("DATABASE_URL"):
         cfg["DATABASE_URL"] = normalize_database_url(cfg["DATABASE_URL"])
+    # Checked on the final settings (an app built with REDIS_URL given is fine): an embedded Valkey's
+    # single-use and replay state would die with its process and is not shared between hosts.
+    if cfg["YIBAO_ENV"] == "production" and not (cfg.get("REDIS_URL") or cfg.get("REDIS_CLUSTER_URL")):
+        raise RuntimeError(
+            "REDIS_URL or REDIS_CLUSTER_URL must be set when YIBAO_ENV=production"
+            " (no embedded Valkey in production)"
+        )
     return cfg
 
 

@@ -2,7 +2,8 @@
 with gunicorn (yibao/gunicorn_conf.py: problem+json refusals, explicit request limits).
 
 With YIBAO_ENV=production nothing is seeded and no secret is printed: the start refuses, with one line
-on stderr and exit status 2, unless SECRET_KEY and ADMIN_TOKEN are set (yibao.config decides).
+on stderr and exit status 2, unless SECRET_KEY, ADMIN_TOKEN and REDIS_URL or REDIS_CLUSTER_URL are set
+(yibao.config decides); the embedded Valkey is for development only.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main() -> int:
 
     try:
         settings = server_settings()
-        cfg = config.load()  # production without SECRET_KEY / ADMIN_TOKEN is refused here
+        cfg = config.load()  # production without SECRET_KEY / ADMIN_TOKEN / Redis is refused here
     except (RuntimeError, ValueError) as exc:
         return refuse(str(exc))
     production = cfg["YIBAO_ENV"] == "production"
@@ -72,7 +73,7 @@ def main() -> int:
     # (an embedded Valkey, a development operator token, the metrics folder) is handed on in it.
     from yibao.redis_store import start_embedded_server
 
-    if not cfg["REDIS_URL"] and not cfg["REDIS_CLUSTER_URL"]:
+    if not cfg["REDIS_URL"] and not cfg["REDIS_CLUSTER_URL"]:  # never in production: refused above
         os.environ["REDIS_URL"] = start_embedded_server()
     generated_admin = not cfg["ADMIN_TOKEN"]  # never in production: config.load refused that above
     if generated_admin:
@@ -81,13 +82,15 @@ def main() -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yibao-metrics-")
         atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
-    from yibao import create_app
+    from yibao import create_app, partitions
     from yibao.config import INSTANCE_DIR
-    from yibao.db import db
+    from yibao.db import db, utcnow
     from yibao.migrate import upgrade
 
     app = create_app()
     upgrade(app.config["DATABASE_URL"])
+    with app.app_context():  # this and next month's partitions (PostgreSQL), as `yibao db upgrade` does
+        partitions.ensure_all(app, db.engine, utcnow())
     demo = None
     session = None
     credentials_file = INSTANCE_DIR / "demo-credentials.json"

@@ -81,7 +81,11 @@ def verify(
     now = time.time() if now is None else now
     if abs(now - int(ts)) > tolerance:
         return False
-    expected = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    try:
+        signed = f"{msg_id}.{ts}.".encode()
+    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte handed over by surrogateescape
+        return False
+    expected = hmac.new(key, signed + body, hashlib.sha256).digest()
     ok = False
     for candidate in sigs.split():
         version, _, value = candidate.partition(",")

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 from tests.sdk.test_offline_vectors import VECTORS
-from tests.voucher.conftest import VoucherDriver
 from tests.voucher.offline_support import new_credential
+from tests.voucher.support import VoucherDriver
 from yibao_client import offline
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,7 @@ import redis
 from flask import Flask
 from werkzeug.wrappers import Request
 
-from tests.conftest import TEST_SECRET, _reset_postgres
-from tests.support import ADMIN_TOKEN, Institution, Person, Yb, sign_headers
+from tests.support import ADMIN_TOKEN, TEST_SECRET, Institution, Person, Yb, reset_postgres, sign_headers
 from yibao import create_app
 
 # Marker header a hook puts on a request that must be signed as the institution; the WSGI wrapper
@@ -102,7 +101,7 @@ class World:
 
 def build_world(db_template: str, redis_url: str, tmp: Path, is_postgres: bool) -> Iterator[World]:
     if is_postgres:
-        _reset_postgres(db_template)
+        reset_postgres(db_template)
         url = db_template
     else:
         path = tmp / "contract.sqlite3"

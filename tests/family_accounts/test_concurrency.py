@@ -197,8 +197,7 @@ def test_concurrent_filings_in_several_processes_give_one(app, fam: Family, tmp_
     the rest MUTUAL_AID_FILING_EXISTS, alike for a known and an unknown psn_no."""
     from family_accounts.models import MutualAidFiling
     from tests import servers
-    from tests.conftest import TEST_SECRET
-    from tests.support import ADMIN_TOKEN
+    from tests.support import ADMIN_TOKEN, TEST_SECRET
 
     holder = fam.adult(balance=1000)
     targets = [fam.adult().psn_no, "psn_" + secrets.token_urlsafe(12)]

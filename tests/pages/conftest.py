@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from tests.browser_support import Browser
-from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, TEST_SECRET
 
 ARTIFACTS = Path(os.environ.get("YIBAO_ARTIFACTS") or Path(__file__).parent / "artifacts")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.payments.conftest import trace_code
+from tests.payments.support import trace_code
 
 pytestmark = pytest.mark.slow
 

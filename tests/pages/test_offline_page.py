@@ -118,7 +118,7 @@ def test_offline_code_made_in_the_page_verifies_and_online_returns(yb, device, s
     page = b.page
     signed, cred = _enrolled(b, p)
     assert not signed.startswith("YO1:")
-    assert page.is_hidden("#code-mode")
+    assert page.is_hidden("#code-mode") and page.is_visible("#code-once")
 
     # The key: a non-extractable HMAC CryptoKey beside its credential id, and the secret nowhere else.
     rec = page.evaluate(READ_RECORD)
@@ -149,6 +149,7 @@ def test_offline_code_made_in_the_page_verifies_and_online_returns(yb, device, s
     badge = page.inner_text("#code-mode")
     assert "离线码" in badge and "✈" in badge
     assert "秒后换新码" in page.inner_text("#countdown")
+    assert page.is_hidden("#code-once")  # no "a new code appears after a scan": offline hears of none
     assert int(page.get_attribute("#qr", "data-qr-version")) <= 4
     _, step, seq, _ = code.split(":")[1:]
     assert code == sdk.make_code(cred["credential_id"], cred["secret"], step=int(step), seq=int(seq))

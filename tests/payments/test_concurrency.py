@@ -20,11 +20,10 @@ from sqlalchemy import func, select
 
 from payments.models import Entry, IdempotencyKey, LedgerTransaction, PaymentOrder, TraceCodeSettlement
 from tests import servers
-from tests.conftest import TEST_SECRET
-from tests.support import ADMIN_TOKEN, sign_headers
+from tests.support import ADMIN_TOKEN, TEST_SECRET, sign_headers
 from yibao.db import db
 
-from .conftest import item, trace_code
+from .support import item, trace_code
 
 pytestmark = pytest.mark.slow
 

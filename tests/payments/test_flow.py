@@ -6,7 +6,7 @@ from voucher.ec_tokens import issue_ec_token
 from yibao.db import db
 from yibao.registry import services as registry
 
-from .conftest import item, trace_code
+from .support import item, trace_code
 
 
 def test_online_otc_order_pay_refund(yb, pay, shop):

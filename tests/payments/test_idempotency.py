@@ -14,7 +14,7 @@ from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
 
-from .conftest import item
+from .support import item
 
 
 def n_orders(app) -> int:

@@ -15,8 +15,8 @@ from payments.models import TraceCodeSettlement
 from yibao.db import db
 from yibao.errors import AppError
 
-from .conftest import trace_code
 from .services_support import Money, line
+from .support import trace_code
 
 SERVICE_TIER = settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -16,7 +16,7 @@ from yibao.db import db, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
 
-from .conftest import item, trace_code
+from .support import item, trace_code
 
 
 def counts(app) -> tuple[int, int, int]:
@@ -534,7 +534,7 @@ def test_mutual_aid_charged_after_own_account_and_refunded_to_it(app, yb, pay, s
     member, holder = yb.person(balance=300), yb.person(balance=1000)
     with app.app_context(), db.uow(readonly=True) as uow:
         holder_id = registry.person_by_psn_no(uow, holder.psn_no).id
-    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id: [holder_id])
+    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id, **_: [holder_id])
     o = pay.order(shop, member, items=[item(price=1000)], delivery_fee_fen=100)
     assert (o["account_pay_fen"], o["mutual_aid_pay_fen"], o["cash_pay_fen"]) == (300, 700, 100)
     r = pay.pay(shop, o["pay_order_id"]).get_json()
@@ -640,12 +640,12 @@ def test_refund_follows_the_charge_order_after_a_holder_withdrew(app, yb, pay, s
     member, h1, h2 = yb.person(balance=0), yb.person(balance=300), yb.person(balance=1000)
     with app.app_context(), db.uow(readonly=True) as uow:
         ids = [registry.person_by_psn_no(uow, h.psn_no).id for h in (h1, h2)]
-    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id: ids)
+    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id, **_: ids)
     o = pay.order(shop, member, items=[item(price=1000)])
     assert pay.pay(shop, o["pay_order_id"]).status_code == 200
     assert (pay.balance(h1), pay.balance(h2)) == (0, 300)
     # h1 withdraws: the order still knows h1 was charged first and h2 last
-    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id: [ids[1]])
+    monkeypatch.setattr(family, "mutual_aid_holders", lambda uow, *, member_person_id, **_: [ids[1]])
     rf = pay.refund(shop, o["pay_order_id"], {"amount_fen": 300, "reason": "x"}).get_json()
     assert rf["mutual_aid_refund_fen"] == 300
     assert (pay.balance(h1), pay.balance(h2)) == (0, 600)  # the last-charged holder first

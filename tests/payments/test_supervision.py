@@ -14,7 +14,7 @@ from tests.supervision.support import StatementCounter
 from tests.support import problem
 from yibao.db import db
 
-from .conftest import item, trace_code
+from .support import item, trace_code
 from .test_concurrency import gunicorn, signed, together
 
 

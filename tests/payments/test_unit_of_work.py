@@ -9,6 +9,7 @@ import pytest
 from marshmallow import fields
 from sqlalchemy import event, func, select
 
+from payments import idempotency
 from payments.models import IdempotencyKey, WebhookEvent
 from payments.web import idempotent, request_uow, write_uow
 from tests.support import problem
@@ -122,7 +123,11 @@ def test_a_refusal_writes_nothing_and_is_stored_for_replay(probe_app, yb, shop):
     assert rows(probe_app, WebhookEvent) == 0
 
 
-def test_effects_and_stored_answer_commit_once_together(probe_app, yb, shop):
+@pytest.mark.parametrize("near_boundary", [False, True], ids=["mid-month", "month-boundary"])
+def test_effects_and_stored_answer_commit_once_together(probe_app, yb, shop, monkeypatch, near_boundary):
+    # Near a month boundary the claim is its own locking transaction (payments/idempotency.py): one
+    # more COMMIT, before the request's; mid-month the claim is one self-committing INSERT.
+    monkeypatch.setattr(idempotency, "near_month_boundary", lambda _now: near_boundary)
     engine = probe_app.extensions["yibao.db"]["engine"]
     commits: list[int] = []
 
@@ -135,7 +140,8 @@ def test_effects_and_stored_answer_commit_once_together(probe_app, yb, shop):
     finally:
         event.remove(engine, "commit", count)
     assert r.status_code == 201, r.get_json()
-    assert len(commits) == 1  # the claim committed itself (autocommit); the rest is one transaction
+    # The claim committed itself (autocommit) or in its locking transaction; the rest is one transaction.
+    assert len(commits) == (2 if near_boundary else 1)
     with probe_app.app_context(), db.uow(readonly=True) as uow:
         stored = uow.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "w-1"))
     assert (stored.state, stored.response_status) == ("done", 201)

@@ -16,7 +16,7 @@ from tests.support import problem
 from yibao.china_time import china_date
 from yibao.db import db, utcnow
 
-from .conftest import item
+from .support import item
 
 
 class Receiver:

@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests import servers
-from tests.conftest import TEST_SECRET
-from tests.support import ADMIN_TOKEN, make_id_number
+from tests.support import ADMIN_TOKEN, TEST_SECRET, make_id_number
 from yibao_client import AdminClient, InstitutionClient, UserClient, errors, webhooks
 
 pytestmark = pytest.mark.slow

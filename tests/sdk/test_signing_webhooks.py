@@ -81,6 +81,15 @@ def test_verify_any_of_several_signatures():
         (hdrs() | {"webhook-timestamp": "１０００"}, BODY, 1000),
         (hdrs() | {"webhook-timestamp": " 1000"}, BODY, 1000),
         (hdrs(sig="v1,签名"), BODY, 1000),  # non-ASCII never raises
+        (
+            hdrs() | {"webhook-id": "msg_\udcff"},
+            BODY,
+            1000,
+        ),  # a non-UTF-8 byte, as a surrogateescape decoder gives it
+        (hdrs() | {"webhook-signature": "v1,\udcff"}, BODY, 1000),
+        (hdrs() | {"webhook-timestamp": "1000\n"}, BODY, 1000),
+        (hdrs() | {"webhook-timestamp": "+1000"}, BODY, 1000),
+        (hdrs() | {"webhook-timestamp": "1_000"}, BODY, 1000),
         (hdrs(sig="v1,!!!not-base64"), BODY, 1000),
         (hdrs(sig=""), BODY, 1000),
     ],

@@ -8,8 +8,7 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.support import make_id_number, make_name, problem
+from tests.support import TEST_SECRET, make_id_number, make_name, problem
 from yibao import crypto
 from yibao.auth import tokens
 from yibao.identity.providers import PROOF_TYP, SandboxIdentityProvider

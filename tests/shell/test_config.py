@@ -96,6 +96,7 @@ def test_production_needs_an_explicit_admin_token_and_never_seeds(monkeypatch):
     with pytest.raises(RuntimeError, match="ADMIN_TOKEN must be set"):
         config.load({})
     monkeypatch.setenv("ADMIN_TOKEN", "a" * 32)
+    monkeypatch.setenv("REDIS_URL", "redis://10.0.0.5:6379/0")  # production needs a configured Redis
     monkeypatch.setenv("YIBAO_SEED_DEMO", "1")
     assert config.load({})["SEED_DEMO"] is False
 
@@ -106,3 +107,49 @@ def test_demo_seeding_is_the_development_default_and_can_be_switched_off(monkeyp
     assert config.load({})["SEED_DEMO"] is True
     monkeypatch.setenv("YIBAO_SEED_DEMO", "0")
     assert config.load({})["SEED_DEMO"] is False
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **redis: str) -> None:
+    monkeypatch.setenv("YIBAO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    monkeypatch.setenv("ADMIN_TOKEN", "a" * 32)
+    for name in ("REDIS_URL", "REDIS_CLUSTER_URL"):
+        if name in redis:
+            monkeypatch.setenv(name, redis[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("redis", [{}, {"REDIS_URL": ""}, {"REDIS_CLUSTER_URL": ""}])
+def test_production_needs_a_configured_redis(monkeypatch, redis):
+    """No embedded Valkey in production: its single-use state would die with the process."""
+    _production(monkeypatch, **redis)
+    with pytest.raises(
+        RuntimeError, match="^REDIS_URL or REDIS_CLUSTER_URL must be set when YIBAO_ENV=production"
+    ):
+        config.load({})
+
+
+@pytest.mark.parametrize(
+    "redis", [{"REDIS_URL": "redis://10.0.0.5:6379/0"}, {"REDIS_CLUSTER_URL": "redis://10.0.0.6:7000"}]
+)
+def test_production_takes_either_redis_setting(monkeypatch, redis):
+    _production(monkeypatch, **redis)
+    cfg = config.load({})
+    assert (cfg["REDIS_URL"], cfg["REDIS_CLUSTER_URL"]) == (
+        redis.get("REDIS_URL"),
+        redis.get("REDIS_CLUSTER_URL"),
+    )
+
+
+def test_production_redis_may_come_from_the_app_config(monkeypatch):
+    _production(monkeypatch)
+    assert config.load({"REDIS_URL": "redis://10.0.0.5:6379/0"})["REDIS_URL"] == "redis://10.0.0.5:6379/0"
+
+
+def test_development_without_redis_settings_leaves_the_embedded_default(monkeypatch):
+    monkeypatch.delenv("YIBAO_ENV", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_CLUSTER_URL", raising=False)
+    cfg = config.load({})
+    assert cfg["REDIS_URL"] is None and cfg["REDIS_CLUSTER_URL"] is None  # redis_store starts a Valkey

@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.payments.conftest import Pay, item
+from tests.payments.support import Pay, item
 from tests.support import problem, sign_headers
 
 NUL = "\x00"
@@ -85,6 +85,43 @@ def test_hostile_signature_headers_fail_as_auth_failures(client, yb, header, val
     headers = sign_headers(inst.key_id, inst.secret, "GET", "/api/v1/institutions/me", b"")
     headers[header] = value
     problem(client.get("/api/v1/institutions/me", headers=headers), 401, "INSTITUTION_AUTH_FAILED")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda ts: ts.translate(str.maketrans("0123456789", "０１２３４５６７８９")),  # int() reads it
+        lambda ts: f" {ts}",
+        lambda ts: f"+{ts}",
+        lambda ts: f"{ts[:3]}_{ts[3:]}",
+        lambda ts: f"{ts}\n",
+    ],
+    ids=["full-width", "padded", "plus", "underscore", "newline"],
+)
+def test_a_timestamp_int_would_read_is_refused_even_when_signed(app, yb, redis_client, shape):
+    """WSGI hands headers over as latin-1, so these cannot arrive by HTTP; the check itself still refuses
+    them (ASCII digits only), signed over their very text, before any key lookup or nonce."""
+    from yibao.auth import institutions
+    from yibao.db import db
+    from yibao.errors import AppError
+
+    inst = yb.institution()
+    path, now = "/api/v1/institutions/me", str(int(time.time()))
+
+    def check(ts: str, nonce: str) -> object:
+        sig = institutions.sign(inst.secret, "GET", path, "", ts, nonce, b"")
+        with app.app_context(), db.uow(readonly=True) as uow:
+            return institutions.authenticate(
+                uow, redis_client, key_id=inst.key_id, timestamp=ts, nonce=nonce, signature=sig,
+                method="GET", path=path, query="", body=b"",
+            )  # fmt: skip
+
+    with pytest.raises(AppError) as err:
+        check(shape(now), "n-hostile-1")
+    assert err.value.code == "INSTITUTION_AUTH_FAILED"
+    assert err.value.extra["reason"] == "HEADERS_MISSING"
+    assert redis_client.keys("yb:nonce:*") == []
+    assert check(now, "n-ascii-1").org_id == inst.org_id  # the same call with the ASCII digits passes
 
 
 def test_huge_cursors_are_refused(yb):

@@ -1,5 +1,6 @@
 """Issue 10 item 2: the start command in production seeds nothing, prints no secret, and refuses to
-start without an explicit SECRET_KEY and ADMIN_TOKEN (one line on stderr, non-zero exit)."""
+start without an explicit SECRET_KEY and ADMIN_TOKEN, nor without a configured Redis (one line on stderr,
+non-zero exit)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,14 @@ def _assert_no_demo_and_no_secret(text: str, *secrets: str) -> None:
     assert '"secret"' not in text
 
 
-def test_production_starts_without_seeding_or_printing_secrets(tmp_path):
+def test_production_starts_without_seeding_or_printing_secrets(tmp_path, redis_url):
     db = tmp_path / "prod.sqlite3"
     env = serve_env(
         tmp_path,
         YIBAO_ENV="production",
         ADMIN_TOKEN=ADMIN,
         SECRET_KEY=SECRET,
+        REDIS_URL=redis_url,
         DATABASE_URL=f"sqlite:///{db}",
         YIBAO_SEED_DEMO="1",  # asking for demo data does not get it in production
     )
@@ -59,9 +61,9 @@ def test_production_starts_without_seeding_or_printing_secrets(tmp_path):
     assert not (tmp_path / "instance" / "demo-credentials.json").exists()
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ADMIN_TOKEN"])
-def test_production_refuses_to_start_without_explicit_secrets(tmp_path, missing):
-    given = {"SECRET_KEY": SECRET, "ADMIN_TOKEN": ADMIN}
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ADMIN_TOKEN", "REDIS_URL"])
+def test_production_refuses_to_start_without_explicit_secrets(tmp_path, missing, redis_url):
+    given = {"SECRET_KEY": SECRET, "ADMIN_TOKEN": ADMIN, "REDIS_URL": redis_url}
     del given[missing]
     db = tmp_path / "prod.sqlite3"
     env = serve_env(tmp_path, YIBAO_ENV="production", DATABASE_URL=f"sqlite:///{db}", **given)
@@ -73,6 +75,21 @@ def test_production_refuses_to_start_without_explicit_secrets(tmp_path, missing)
     assert "Traceback" not in done.stderr + done.stdout
     _assert_no_demo_and_no_secret(done.stdout + done.stderr, *given.values())
     assert not db.exists()  # refused before touching the database
+
+
+def test_production_without_redis_exits_2_and_starts_no_valkey(tmp_path):
+    """Neither REDIS_URL nor REDIS_CLUSTER_URL: one line, exit status 2, before any Valkey or database."""
+    db = tmp_path / "prod.sqlite3"
+    env = serve_env(
+        tmp_path, YIBAO_ENV="production", SECRET_KEY=SECRET, ADMIN_TOKEN=ADMIN, DATABASE_URL=f"sqlite:///{db}"
+    )
+    done = run_to_exit(env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "yibao: cannot start: REDIS_URL or REDIS_CLUSTER_URL must be set when YIBAO_ENV=production"
+        " (no embedded Valkey in production)"
+    )
+    assert "valkey started" not in done.stdout.lower() and not db.exists()
 
 
 def test_production_refuses_to_start_with_empty_admin_token(tmp_path):

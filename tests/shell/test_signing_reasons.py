@@ -69,7 +69,13 @@ def test_signature_mismatch_hides_the_canonical_string_when_debug_is_off(app_con
 def test_production_never_debugs_signatures(monkeypatch):
     from yibao import config
 
-    for k, v in {"YIBAO_ENV": "production", "SECRET_KEY": "s" * 48, "ADMIN_TOKEN": "a" * 32}.items():
+    prod = {
+        "YIBAO_ENV": "production",
+        "SECRET_KEY": "s" * 48,
+        "ADMIN_TOKEN": "a" * 32,
+        "REDIS_URL": "redis://r:6379/0",
+    }
+    for k, v in prod.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("YIBAO_SIGNATURE_DEBUG", "1")
     assert config.load({})["SIGNATURE_DEBUG"] is False

@@ -16,7 +16,7 @@ from tests.support import problem
 from voucher import token as tk
 from voucher.models import EcToken, UsageRecord, VoucherUse
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def _nothing_written(app, code):

@@ -14,7 +14,7 @@ from tests.support import problem
 from voucher import qr
 from voucher import token as tk
 
-from .conftest import decode_part
+from .support import decode_part
 
 
 def test_default_token_claims_and_no_pii(yb, vd):

@@ -10,13 +10,12 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
-from tests.support import ADMIN_TOKEN, problem, sign_headers
+from tests.support import ADMIN_TOKEN, TEST_SECRET, problem, sign_headers
 from voucher.models import EcToken, VoucherUse
 
-from .conftest import SCAN_FIELDS, count_rows
 from .servers import redis_cluster, server_binary
+from .support import SCAN_FIELDS, count_rows
 
 RACERS = 24
 
@@ -100,7 +99,7 @@ def test_replay_guard_on_a_redis_cluster(cluster_app):
 
     from tests.support import Yb
 
-    from .conftest import VoucherDriver
+    from .support import VoucherDriver
 
     app, rc = cluster_app
     assert isinstance(app.extensions["yibao.redis"], RedisCluster)

@@ -14,8 +14,8 @@ from yibao.auth.models import AuthSession
 from yibao.db import db
 from yibao_client import offline
 
-from .conftest import count_rows
 from .offline_support import independent_code, new_credential, server_time
+from .support import count_rows
 
 
 def _usage(app, **filters):

@@ -10,8 +10,8 @@ from tests.servers import gunicorn
 from voucher.models import EcToken, VoucherUse
 from yibao_client import offline
 
-from .conftest import count_rows
 from .offline_support import new_credential
+from .support import count_rows
 from .test_multiprocess import race, server_env
 
 SCANS = 200

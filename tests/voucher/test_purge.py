@@ -9,7 +9,7 @@ from voucher import housekeeping
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao.db import db, utcnow
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def test_purge_expired_keeps_live_rows_and_the_audit(app, yb, vd, runner):

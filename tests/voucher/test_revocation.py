@@ -9,7 +9,7 @@ from voucher import claims, ec_tokens, subjects
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao.db import db
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def test_revocation_voids_every_outstanding_code(app, yb, vd):

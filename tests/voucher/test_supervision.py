@@ -9,7 +9,7 @@ from tests.support import problem
 from voucher.models import EcToken, UsageRecord
 from yibao.db import db
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def velocity_rule(yb, action: str = "block", *, minutes: int = 60, max_prefectures: int = 1) -> str:

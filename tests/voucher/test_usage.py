@@ -7,7 +7,7 @@ import pytest
 from tests.support import problem
 from voucher.models import UsageRecord
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def _usage(yb, p, query=""):

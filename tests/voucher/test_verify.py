@@ -9,7 +9,7 @@ from voucher import ec_tokens
 from voucher.models import EcToken, UsageRecord, VoucherUse
 from yibao.db import db
 
-from .conftest import count_rows
+from .support import count_rows
 
 
 def test_scan_returns_masked_person_and_ec_token(app, yb, vd):

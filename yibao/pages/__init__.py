@@ -6,20 +6,23 @@ module and a style sheet; shared/ holds what both use (API calls, problem texts,
 zh-CN/en strings) and is served under both prefixes so that the modules import it relatively. Only files
 that exist in those folders at start-up are served. Every page answer carries a Content-Security-Policy
 that allows nothing but this origin (no inline script or style, no data: images: the QR SVG is parsed
-into the DOM). See docs/pages.md.
+into the DOM). /app/sw.js is the app's service worker: it keeps the app shell (SHELL, versioned by
+BUILD, the hash of those files) for a start with no network, and never touches /api/. See docs/pages.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, send_from_directory
 
 STATIC = Path(__file__).parent / "static"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-    "font-src 'self'; media-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; font-src 'self'; media-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 
@@ -31,6 +34,30 @@ def _files(folder: str) -> frozenset[str]:
 
 PAGES = {name: _files(name) for name in ("app", "counter")}
 SHARED = _files("shared")
+SW = "sw.js"  # the service worker's template: served by service_worker(), not as a plain file
+
+# The app shell the service worker caches (URL → file): the page, its module, styles, strings, the
+# offline generator and the vendored QR encoder. BUILD (the hash of their bytes) names the cache, so a
+# release with any change installs a new worker that replaces the old cache.
+ROOT_STATIC = Path(__file__).parents[1] / "static"
+SHELL: dict[str, Path] = {
+    "/app/": STATIC / "app" / "index.html",
+    **{f"/app/{n}": STATIC / "app" / n for n in sorted(PAGES["app"] - {"index.html", SW})},
+    **{f"/app/shared/{n}": STATIC / "shared" / n for n in sorted(SHARED)},
+    "/static/offline/yo1.js": ROOT_STATIC / "offline" / "yo1.js",
+    "/static/vendor/qrcode-generator/qrcode.js": ROOT_STATIC / "vendor" / "qrcode-generator" / "qrcode.js",
+}
+
+
+def _build() -> str:
+    h = hashlib.sha256()
+    for url, path in sorted(SHELL.items()):
+        h.update(url.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update((STATIC / "app" / SW).read_bytes())
+    return h.hexdigest()[:16]
+
+
+BUILD = _build()
 
 blp = Blueprint("pages", __name__)
 
@@ -58,9 +85,19 @@ def index(page: str) -> Response:
     return _send(STATIC / page, "index.html", page)
 
 
+@blp.get("/app/sw.js")
+def service_worker() -> Response:
+    """The app's service worker with its build and shell list (a new build → a new worker → a new cache)."""
+    head = f"const BUILD = {json.dumps(BUILD)};\nconst SHELL = {json.dumps(list(SHELL))};\n"
+    body = head + (STATIC / "app" / SW).read_text(encoding="utf-8")
+    resp = _secure(Response(body, mimetype="text/javascript"), "app")
+    resp.headers["Service-Worker-Allowed"] = "/app/"  # its scope: the app's pages, no wider
+    return resp
+
+
 @blp.get("/<any(app, counter):page>/<name>")
 def own(page: str, name: str) -> Response:
-    if name not in PAGES[page]:
+    if name not in PAGES[page] or (page, name) == ("app", SW):
         abort(404)
     return _send(STATIC / page, name, page)
 

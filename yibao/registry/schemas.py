@@ -6,6 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from yibao.api import Schema
 from yibao.db import MAX_INT_ID
+from yibao.fields import StrictBoolean
 
 from .models import (
     ASSISTANCE_CATEGORIES,
@@ -94,7 +95,7 @@ class PersonCreateSchema(Schema):
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
     status = fields.String(load_default="active", validate=validate.OneOf(PERSON_STATUSES))
-    retired = fields.Boolean(
+    retired = StrictBoolean(
         load_default=False,
         metadata={"description": "Retired employee (退休); refused for resident insurance."},
     )
@@ -160,7 +161,7 @@ class PersonPageSchema(Schema):
 
 class PersonUpdateSchema(Schema):
     status = fields.String(validate=validate.OneOf(PERSON_STATUSES))
-    retired = fields.Boolean(metadata={"description": RETIRED_MSG.replace("Only", "Employees only:")})
+    retired = StrictBoolean(metadata={"description": RETIRED_MSG.replace("Only", "Employees only:")})
     assistance_category = fields.String(
         validate=validate.OneOf(ASSISTANCE_CATEGORIES), metadata={"description": AID_DOC}
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from yibao import crypto, hooks
@@ -111,6 +111,14 @@ def person_status_locked(uow: UnitOfWork, person_id: int) -> str | None:
     money movement that saw "active" cannot commit after the suspension; SQLite serializes writers.
     """
     return uow.session.execute(_STATUS_SHARED, {"person_id": person_id}).scalar()
+
+
+def person_status_locked_of(person_id: ColumnElement[int]) -> ScalarSelect[str]:
+    """person_status_locked as a subquery of the caller's statement: the status of the person whose id
+    is `person_id` (a column of that statement), share-locked the same way, with no round trip of its own.
+    """
+    persons = Person.__table__.c  # Core columns: the caller's statement stays out of the ORM
+    return select(persons.status).where(persons.id == person_id).with_for_update(read=True).scalar_subquery()
 
 
 def _page(uow: UnitOfWork, model: Any, filters: dict[str, Any], limit: int, cursor: int | None) -> Any:

@@ -1,7 +1,7 @@
 // /app/: the insured person's page. Activation, the code, live scan results, history, account, family.
 // Tokens live in this tab's sessionStorage (gone when the tab closes) and travel only in the
 // Authorization header; nothing is put in a URL or logged.
-import { api, ApiError } from "./shared/api.js";
+import { api, ApiError, serverClock } from "./shared/api.js";
 import { applyI18n, businessName, lang, setLang, t, when, yuan } from "./shared/i18n.js";
 import { problemText, showProblem } from "./shared/problems.js";
 import * as offline from "./offline.js";
@@ -18,6 +18,7 @@ const state = {
   target: null, // null: my code; else {psn_no, name_masked} of the family member shown
   code: null, // {mode: "signed" | "offline", expiresAt (ms)}
   offlineReady: null, // the promise of this page's check of the offline credential (offline.ensure)
+  offlineOnly: null, // the stored credential shown by a page that started with no session and no network
   timer: null,
   loading: false,
   poll: null, // AbortController of the events loop
@@ -137,6 +138,7 @@ function show(name) {
     else b.removeAttribute("aria-current");
   }
   document.body.dataset.screen = name;
+  $("offline-login").hidden = true;
   if (name !== "code") stopCountdown();
   const load = { code: loadCode, history: loadHistory, account: loadAccount, family: loadFamily, more: loadMore }[
     name
@@ -179,6 +181,7 @@ async function activate(ev) {
     });
     // Only the masked name is kept, to show above the code; the ID number is not kept at all.
     saveSession(null);
+    state.offlineOnly = null;
     storePair(pair, { nameMasked: maskName(name) });
     form.reset();
     await loadMe();
@@ -206,6 +209,17 @@ function renderQr(dataUri) {
 }
 
 function renderWho() {
+  if (!state.session) {
+    // Started with no network and no session: whose offline code this is, from the stored labels.
+    const rec = state.offlineOnly;
+    $("who-title").textContent = t("app.offline.start");
+    $("who-name").textContent = rec ? rec.nameMasked : "";
+    $("who-region").hidden = !rec;
+    $("who-region").textContent = rec ? t("app.offline.psn", { psn: rec.psnMasked }) : "";
+    $("back-to-me").hidden = true;
+    document.body.dataset.showing = "offline-start";
+    return;
+  }
   const member = state.target;
   $("who-title").textContent = member ? t("app.code.member", { name: member.name_masked }) : t("app.code.mine");
   $("who-name").textContent = member ? member.name_masked : state.session.nameMasked || "";
@@ -224,6 +238,8 @@ function setMode(mode) {
   badge.hidden = mode === "signed";
   badge.textContent = mode === "offline" ? t("app.offline.badge") : mode === "member-offline" ? t("app.offline.member") : "";
   $("qr").dataset.mode = mode;
+  // "a new one appears after a scan" needs the live channel: an offline phone hears of no scan.
+  $("code-once").hidden = mode !== "signed";
 }
 
 function showCode(mode, content, expiresAt) {
@@ -243,6 +259,10 @@ async function loadCode(opts = {}) {
   state.loading = true;
   renderWho();
   try {
+    if (!state.session) {
+      await showOfflineCode(new ApiError("NETWORK", 0, ""));
+      return;
+    }
     const body = state.target ? { on_behalf_of: state.target.psn_no } : {};
     let v;
     try {
@@ -257,7 +277,9 @@ async function loadCode(opts = {}) {
     if ($("problem").dataset.code === "NETWORK") clearProblem(); // the network is back
     delete $("qr").dataset.qrVersion;
     showCode("signed", v.qr_content, Date.now() + v.expires_in * 1000);
+    renderClock();
     if (!state.target) checkOffline();
+    else offline.saveClock(serverClock()).catch(() => {});
   } finally {
     state.loading = false;
     if (state.reloadQueued) {
@@ -279,9 +301,14 @@ async function showOfflineCode(networkError) {
     $("countdown").textContent = "";
     return;
   }
-  const rec = await offline.stored(state.session.psn, deviceId()).catch(() => null);
+  const rec = state.session
+    ? await offline.stored(state.session.psn, deviceId()).catch(() => null)
+    : state.offlineOnly;
   if (!rec) throw networkError; // never enrolled on this device: nothing to show
-  const c = await offline.nextCode(rec);
+  // The server's time: this phone's clock + the offset last seen in a Date header (fresh only).
+  const offset = offline.offsetMs(rec, serverClock());
+  renderClock(offset);
+  const c = await offline.nextCode(rec, offset);
   $("qr").dataset.qrVersion = String(offline.drawQr($("qr"), c.code));
   showCode("offline", c.code, c.endsAt);
 }
@@ -290,9 +317,10 @@ async function showOfflineCode(networkError) {
 // unless the person turned offline codes off here.
 function checkOffline() {
   if (state.offlineReady || localStorage.getItem(OFFLINE_OFF) === "1" || !state.session) return state.offlineReady;
-  state.offlineReady = offline.ensure(authed, state.session.psn, deviceId()).then(
-    (rec) => {
+  state.offlineReady = offline.ensure(authed, state.session.psn, deviceId(), offlineLabel(), serverClock()).then(
+    async (rec) => {
       document.body.dataset.offline = "on";
+      await offline.saveClock(serverClock());
       return rec;
     },
     (err) => {
@@ -302,6 +330,24 @@ function checkOffline() {
     },
   );
   return state.offlineReady;
+}
+
+function offlineLabel() {
+  return { nameMasked: state.session.nameMasked || "" };
+}
+
+// The phone's clock against the server's (the last Date header): a warning beyond 30 s, since codes
+// made offline are then corrected by that offset, and signed codes' countdowns may look odd.
+function renderClock(known) {
+  const c = serverClock();
+  const offset = known !== undefined ? known : c ? c.offsetMs : 0;
+  const el = $("clock");
+  el.dataset.offsetMs = String(Math.round(offset));
+  el.hidden = Math.abs(offset) <= offline.CLOCK_WARN_MS;
+  const s = Math.round(Math.abs(offset) / 1000);
+  el.textContent = el.hidden
+    ? ""
+    : t(offset > 0 ? "app.clock.slow" : "app.clock.fast", { m: Math.floor(s / 60), s: s % 60 });
 }
 
 function forgetOffline() {
@@ -342,7 +388,8 @@ function stopCountdown() {
 
 function onVisible() {
   // Back on the page: a code that is about to expire (or did, while hidden) is replaced at once.
-  if (document.visibilityState !== "visible" || state.screen !== "code" || !state.session) return;
+  if (document.visibilityState !== "visible" || state.screen !== "code") return;
+  if (!state.session && !state.offlineOnly) return;
   if (secondsLeft() < 20) loadCode().catch(fail);
 }
 
@@ -616,7 +663,7 @@ async function offlineOff() {
 
 async function offlineOn() {
   localStorage.removeItem(OFFLINE_OFF);
-  const rec = await offline.ensure(authed, state.session.psn, deviceId());
+  const rec = await offline.ensure(authed, state.session.psn, deviceId(), offlineLabel(), serverClock());
   state.offlineReady = Promise.resolve(rec);
   await loadMore();
 }
@@ -636,6 +683,7 @@ async function logout() {
   stopPolling();
   saveSession(null);
   state.target = null;
+  state.offlineOnly = null;
   show("activate");
 }
 
@@ -649,6 +697,10 @@ function bind() {
   });
   $("activate-form").addEventListener("submit", activate);
   $("refresh").addEventListener("click", () => busy($("refresh"), loadCode));
+  $("offline-login").addEventListener("click", () => {
+    state.offlineOnly = null;
+    show("activate");
+  });
   $("back-to-me").addEventListener("click", () => {
     state.target = null;
     show("code");
@@ -684,12 +736,45 @@ function bind() {
   document.addEventListener("visibilitychange", onVisible);
 }
 
-applyI18n();
-bind();
-if (state.session) {
-  startPolling();
-  show("code");
-} else {
-  show("activate");
+// The service worker keeps the app shell so that the page opens with no network (sw.js); never /api/.
+async function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" });
+    document.body.dataset.worker = "registered";
+  } catch (err) {
+    console.warn("service worker", err && err.name);
+  }
 }
-document.body.dataset.ready = "yes";
+
+// No session and no network (the tab was closed, the person opens the app in the basement): the code of
+// the person this device's offline credential was made for, labelled offline; log in once back online.
+async function startWithoutSession() {
+  const rec =
+    navigator.onLine === false && localStorage.getItem(OFFLINE_OFF) !== "1"
+      ? await offline.storedAny().catch(() => null)
+      : null;
+  if (!rec || state.session) {
+    show("activate");
+    return;
+  }
+  state.offlineOnly = rec;
+  show("code");
+  $("tabs").hidden = true; // the other screens need the network and a session
+  $("offline-login").hidden = false;
+}
+
+async function start() {
+  applyI18n();
+  bind();
+  registerWorker();
+  if (state.session) {
+    startPolling();
+    show("code");
+  } else {
+    await startWithoutSession();
+  }
+  document.body.dataset.ready = "yes";
+}
+
+start();

@@ -6,15 +6,20 @@
 // localStorage, sessionStorage or the DOM. With no network the page makes codes from that key
 // (yibao/static/offline/yo1.js, loaded before this module) and draws them with the vendored
 // qrcode-generator (yibao/static/vendor/, level M). A family member's code stays online only.
+// Beside the key the record holds only what labels the code when the page starts with no session
+// (psnMasked, nameMasked: masked as the server shows them; never the ID number) and the phone's clock
+// offset from the server's Date header (codes are made at phone time + offset).
 /* global YO1, qrcode */
 
 const DB_NAME = "yb.app.offline";
 const STORE = "credential";
 const RECORD = "device"; // one credential per device: the record of this browser
-const SEQ = "yb.app.offline.seq"; // the last {step, seq} shown: not a secret (every code shows both)
+const SEQ = "yb.app.offline.seq"; // the last {step, seq} shown, for every tab: not a secret (codes show both)
 const SVG_NS = "http://www.w3.org/2000/svg";
 const QUIET = 4; // modules of white around the symbol (ISO/IEC 18004)
 const ALPHANUMERIC = /^[0-9A-Z $%*+\-./:]*$/;
+const CLOCK_MAX_AGE_MS = 7 * 24 * 3600 * 1000; // an older offset is not trusted (the clock may have been set)
+export const CLOCK_WARN_MS = 30_000; // |offset| beyond this: the page warns (one 30 s step)
 
 // ------------------------------------------------------------------ IndexedDB
 
@@ -47,11 +52,15 @@ const writeRecord = (rec) => tx("readwrite", (s) => s.put(rec, RECORD));
 
 /* Forget this device's key (the server's credential is ended separately, by end()). */
 export function forget() {
-  sessionStorage.removeItem(SEQ);
+  localStorage.removeItem(SEQ);
   return tx("readwrite", (s) => s.delete(RECORD));
 }
 
-/* The stored credential if it is this person's on this device: {credentialId, key, psn, deviceId, createdAt}. */
+/* The stored record whoever it is for (a start with no session and no network shows its code). */
+export const storedAny = () => readRecord();
+
+/* The stored credential if it is this person's on this device:
+ * {credentialId, key, psn, deviceId, createdAt, psnMasked, nameMasked, clock: {offsetMs, at} | null}. */
 export async function stored(psn, deviceId) {
   const rec = await readRecord();
   return rec && rec.psn === psn && rec.deviceId === deviceId ? rec : null;
@@ -59,25 +68,64 @@ export async function stored(psn, deviceId) {
 
 // ------------------------------------------------------------------ the credential
 
-/* A new credential for this device (replacing the previous one at the service); only its key is kept. */
-export async function enrol(authed, psn, deviceId) {
+/* psn_no masked as the service masks numbers (first 3, last 4): a label, not an identifier. */
+export function maskPsn(psn) {
+  return psn.length <= 7 ? "*".repeat(psn.length) : psn.slice(0, 3) + "*".repeat(psn.length - 7) + psn.slice(-4);
+}
+
+/* A new credential for this device (replacing the previous one at the service); only its key is kept.
+ * label: {nameMasked} (the server's name_masked); clock: serverClock() of the page, or null. */
+export async function enrol(authed, psn, deviceId, label = {}, clock = null) {
   const cred = await authed("POST", "/offline-credentials", { body: { device_id: deviceId } });
   const key = await YO1.importKey(cred.secret); // extractable = false: the key cannot leave WebCrypto
-  const rec = { credentialId: cred.credential_id, key, psn, deviceId, createdAt: cred.created_at };
+  const rec = {
+    credentialId: cred.credential_id,
+    key,
+    psn,
+    deviceId,
+    createdAt: cred.created_at,
+    psnMasked: maskPsn(psn),
+    nameMasked: label.nameMasked || "",
+    clock,
+  };
   await writeRecord(rec);
-  sessionStorage.removeItem(SEQ);
+  localStorage.removeItem(SEQ);
   return rec;
 }
 
 /* Keep a usable credential: the stored one while the service lists it active, else a new one. */
-export async function ensure(authed, psn, deviceId) {
+export async function ensure(authed, psn, deviceId, label = {}, clock = null) {
   const rec = await stored(psn, deviceId);
   if (rec) {
     const { items } = await authed("GET", "/offline-credentials");
-    if (items.some((c) => c.credential_id === rec.credentialId && c.status === "active")) return rec;
+    if (items.some((c) => c.credential_id === rec.credentialId && c.status === "active")) {
+      if (label.nameMasked && rec.nameMasked !== label.nameMasked) {
+        Object.assign(rec, { nameMasked: label.nameMasked, psnMasked: maskPsn(psn) });
+        await writeRecord(rec);
+      }
+      return rec;
+    }
     await forget(); // ended elsewhere (lost phone, suspension, activation on another device)
   }
-  return enrol(authed, psn, deviceId);
+  return enrol(authed, psn, deviceId, label, clock);
+}
+
+/* Keep the page's latest clock measurement with the credential (at most once a minute unless it moved). */
+export async function saveClock(clock) {
+  if (!clock) return;
+  const rec = await readRecord();
+  if (!rec) return;
+  const old = rec.clock;
+  if (old && Math.abs(old.offsetMs - clock.offsetMs) < 1000 && clock.at - old.at < 60_000) return;
+  rec.clock = clock;
+  await writeRecord(rec);
+}
+
+/* The offset (ms) to add to this phone's clock: the page's own measurement, else the stored one while
+ * it is fresh (under 7 days old), else 0. */
+export function offsetMs(rec, live = null, nowMs = Date.now()) {
+  const c = live || (rec && rec.clock);
+  return c && Math.abs(nowMs - c.at) < CLOCK_MAX_AGE_MS ? c.offsetMs : 0;
 }
 
 /* End this device's credential at the service (DELETE) and forget its key. */
@@ -91,22 +139,23 @@ export async function end(authed) {
 
 function lastShown() {
   try {
-    return JSON.parse(sessionStorage.getItem(SEQ) || "null");
+    return JSON.parse(localStorage.getItem(SEQ) || "null");
   } catch {
     return null;
   }
 }
 
 /* The next code of this step: every code shown is new (each is single use), seq 0…15 within a step.
- * → {code, step, seq, endsAt (ms: the step's end, when the next code is due)} */
-export async function nextCode(rec, nowMs = Date.now()) {
-  const step = YO1.stepAt(nowMs / 1000);
+ * The step is the server's: phone time + offset (offsetMs()).
+ * → {code, step, seq, endsAt (ms of the phone's clock: the step's end, when the next code is due)} */
+export async function nextCode(rec, offset = 0, nowMs = Date.now()) {
+  const step = YO1.stepAt((nowMs + offset) / 1000);
   const last = lastShown();
   let seq = last && last.step === step ? last.seq + 1 : 0;
   if (seq > YO1.MAX_SEQ) seq = YO1.MAX_SEQ; // 16 codes in 30 s: the last one again until the next step
   const code = await YO1.make(rec.credentialId, rec.key, step, seq);
-  sessionStorage.setItem(SEQ, JSON.stringify({ step, seq }));
-  return { code, step, seq, endsAt: (step + 1) * YO1.PERIOD_S * 1000 };
+  localStorage.setItem(SEQ, JSON.stringify({ step, seq }));
+  return { code, step, seq, endsAt: (step + 1) * YO1.PERIOD_S * 1000 - offset };
 }
 
 /* Draw text as a QR (level M, the smallest version that holds it) into figure; → the QR version. */

@@ -13,6 +13,16 @@ export class ApiError extends Error {
   }
 }
 
+// The server's clock as of the last successful answer: {offsetMs (server − this device), at (device ms)}.
+// From its Date header (whole seconds: +500 ms centres the truncation), so good to about a second.
+let clock = null;
+export const serverClock = () => clock;
+
+function noteDate(resp) {
+  const date = Date.parse(resp.headers.get("Date") || "");
+  if (Number.isFinite(date)) clock = { offsetMs: date + 500 - Date.now(), at: Date.now() };
+}
+
 // options: body (object), token (user bearer), creds ({keyId, secret}: sign), headers, signal
 export async function api(method, path, options = {}) {
   const url = "/api/v1" + path;
@@ -37,6 +47,7 @@ export async function api(method, path, options = {}) {
     if (err && err.name === "AbortError") throw err;
     throw new ApiError("NETWORK", 0, "");
   }
+  if (resp.ok) noteDate(resp);
   if (resp.status === 204) return null;
   let data = null;
   try {
