@@ -54,12 +54,12 @@ def issue_voucher(
         BINDING_NOT_ACTIVE: the binding is still pending.
     """
     # One query for the person and their subject: issuance is on the hot path of every app open.
-    row = uow.session.execute(queries.PERSON_WITH_SUBJECT, {"person_id": person_id}).first()
-    if row is None or row[0].status != "active":
+    actor = uow.session.execute(queries.PERSON_WITH_SUBJECT, {"person_id": person_id}).first()
+    if actor is None or actor.status != "active":
         raise AppError("PERSON_SUSPENDED")
-    actor, subject = row
     if actor.activated_at is None:
         raise AppError("NOT_ACTIVATED")
+    sub = actor.sub
     act = None
     if on_behalf_of is not None and on_behalf_of != actor.psn_no:
         member_id = family.acting_permission(
@@ -68,23 +68,23 @@ def issue_voucher(
         member = registry.person_by_id(uow, member_id)
         if member is None or member.status != "active":
             raise AppError("PERSON_SUSPENDED")
-        act = subject or subject_or_create(uow, actor.id, write_uow)
-        subject = subject_of(uow, member.id) or subject_or_create(uow, member.id, write_uow)
-    elif subject is None:
-        subject = subject_or_create(uow, actor.id, write_uow)
+        act = sub or subject_or_create(uow, actor.id, write_uow).sub
+        sub = (subject_of(uow, member.id) or subject_or_create(uow, member.id, write_uow)).sub
+    elif sub is None:
+        sub = subject_or_create(uow, actor.id, write_uow).sub
     ttl = max(1, min(ttl, MAX_TTL))
     now_ms = time.time_ns() // 1_000_000
     iat = now_ms // 1000
     claims: dict[str, Any] = {
         "iss": tk.ISSUER,
         "aud": tk.AUDIENCE,
-        "sub": subject.sub,
+        "sub": sub,
         "iat": iat,
         "exp": iat + ttl,
         "jti": new_jti(now_ms % 1000),
     }
     if act is not None:
-        claims["act"] = {"sub": act.sub}  # RFC 8693: who is presenting the member's code
+        claims["act"] = {"sub": act}  # RFC 8693: who is presenting the member's code
     parts = _signed(keyring, claims)
     content = parts.qr_content
     image = qr.data_uri(content, qr_kind) if qr_kind else None

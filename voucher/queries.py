@@ -20,15 +20,25 @@ from .models import EcToken, Subject, UsageRecord, VoucherUse
 INSERT_EC_TOKEN = EcToken.__table__.insert()
 INSERT_USAGE = UsageRecord.__table__.insert()
 
-# Issuance: the caller and their subject in one query.
+# Issuance: the caller and their subject's reference in one query (columns, no ORM entities).
 PERSON_WITH_SUBJECT = (
-    select(Person, Subject)
+    select(Person.id, Person.psn_no, Person.status, Person.activated_at, Subject.sub)
     .outerjoin(Subject, Subject.person_id == Person.id)
     .where(Person.id == bindparam("person_id"))
 )
-# Verification: whose code it is, with the revocation watermark.
+# Verification: whose code it is (the columns the checks and the answer use), with the revocation
+# watermark.
 PERSON_BY_SUB = (
-    select(Person, Subject.revoked_before_ms)
+    select(
+        Person.id,
+        Person.psn_no,
+        Person.status,
+        Person.insurance_type,
+        Person.insured_region,
+        Person.name_masked,
+        Person.id_number_masked,
+        Subject.revoked_before_ms,
+    )
     .join(Subject, Subject.person_id == Person.id)
     .where(Subject.sub == bindparam("sub"))
 )

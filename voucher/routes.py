@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import marshmallow as ma
 from flask import Request, current_app
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from yibao.api import Blueprint, current_institution, current_user
+from yibao.api import Blueprint, current_claim, current_institution, current_user
 from yibao.db import db
 from yibao.events import stream as events
 from yibao.redis_store import redis_ext
@@ -36,12 +37,36 @@ from .usage import USAGE_CODES, usage_for
 class _BodyParsedOnce(FlaskParser):
     """Arguments from the JSON body the shell already decoded: yibao.api.check_json_body runs before
     every /api/ view, refuses bodies that are not JSON (UNSUPPORTED_MEDIA_TYPE, MALFORMED_JSON) and
-    leaves the decoded body in Flask's cache, so webargs need not decode the bytes a second time."""
+    leaves the decoded body in Flask's cache, so webargs need not decode the bytes a second time.
+    Arguments given nothing at all load once per schema (`parse`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._empty_loads: dict[tuple, tuple[ma.Schema, dict]] = {}  # the schema kept: its id stays its own
 
     def _raw_load_json(self, req: Request) -> Any:
         if not req.get_data(cache=True) or not req.is_json:
             return core.missing
         return req.get_json(cache=True)
+
+    def parse(
+        self, argmap: Any, req: Request | None = None, *, location: str | None = None, **kw: Any
+    ) -> Any:
+        """A schema instance given nothing (no query string, no body: issuance of one's own code)
+        loads to the same defaults every time: computed once per schema and location, then copied."""
+        req = req if req is not None else self.get_default_request()
+        empty = (
+            location == "query"
+            and not req.query_string
+            or location == "json"
+            and not req.get_data(cache=True)
+        )
+        if not (empty and isinstance(argmap, ma.Schema) and not kw.get("validate")):
+            return super().parse(argmap, req, location=location, **kw)
+        key = (id(argmap), location, kw.get("unknown"))
+        if key not in self._empty_loads:
+            self._empty_loads[key] = (argmap, super().parse(argmap, req, location=location, **kw))
+        return dict(self._empty_loads[key][1])  # flat schemas: a shallow copy is the caller's own
 
 
 blp = Blueprint("vouchers", __name__, url_prefix="/api/v1", description="E-vouchers (医保码)")
@@ -61,8 +86,8 @@ def _uow_factory(readonly: bool) -> Any:
 
 @blp.route("/vouchers", methods=["POST"])
 @blp.user
-@blp.arguments(IssueQuerySchema, location="query", as_kwargs=True)
-@blp.arguments(IssueRequestSchema, required=False, as_kwargs=True)
+@blp.arguments(IssueQuerySchema(), location="query", as_kwargs=True)  # instances: no Schema() per request
+@blp.arguments(IssueRequestSchema(), required=False, as_kwargs=True)
 @blp.response(201, VoucherSchema)
 @blp.problems(*issuance.ISSUE_CODES)
 def issue(qr: str | None, on_behalf_of: str | None) -> Any:
@@ -70,9 +95,9 @@ def issue(qr: str | None, on_behalf_of: str | None) -> Any:
 
     The body is optional: none, or `{}`, issues the caller's own code.
     """
-    # Reads only (a subject row missing for an old person is written through write_uow):
-    # autocommit saves the BEGIN/ROLLBACK round trips on PostgreSQL.
-    with db.autocommit() as uow:
+    # Reads only (a subject row missing for an old person is written through write_uow): autocommit
+    # saves the BEGIN/ROLLBACK round trips; the session is the user authentication's (one checkout).
+    with db.request_reads() as uow:
         return issuance.issue_voucher(
             uow,
             keyring(),
@@ -109,8 +134,8 @@ def usage(psn_no: str | None, limit: int, cursor: str | None) -> Any:
 
 
 @blp.route("/verifications", methods=["POST"])
-@blp.institution
-@blp.arguments(VerificationRequestSchema)
+@blp.institution_claiming
+@blp.arguments(VerificationRequestSchema())
 @blp.response(200, VerificationSchema)
 @blp.problems(*verification.VERIFY_CODES)
 def verify(args: dict) -> Any:
@@ -125,8 +150,9 @@ def verify(args: dict) -> Any:
         institution_id=inst.id, institution_region=inst.region, institution_services=inst.services, **args
     )
     # The service commits: its reads and its short write transaction are separate (see its docstring).
+    # The nonce of the request is burned with the code's single-use key, in one Redis round trip.
     return verification.verify_voucher(
-        _uow_factory, redis_ext.client, keyring(), ctx, qr_content, notify=_scan_notifier(inst, ctx)
+        _uow_factory, current_claim(), keyring(), ctx, qr_content, notify=_scan_notifier(inst, ctx)
     )
 
 

@@ -17,15 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from family_accounts import acting as family
 from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
-from yibao.redis_store import guard
 from yibao.registry import services as registry
-from yibao.registry.models import Person
+from yibao.registry.models import has_personal_account
 from yibao.sqlite_writer import ReadThenWrite, UowFactory
 
 from . import ec_tokens, offline, queries
@@ -49,6 +48,15 @@ VERIFY_CODES = (
     "SCOPE_NOT_ALLOWED",
     "SUPERVISION_BLOCKED",
 )
+
+
+class SingleUse(Protocol):
+    """The replay store as the shell hands it to a signed call (yibao.api.current_claim): the
+    request's nonce is burned with the first key claimed, in one round trip."""
+
+    def claim(self, key: str, ttl: int) -> bool: ...  # SET NX key: True when it was free
+
+    def settle(self) -> None: ...  # burn the request's nonce now if no claim did
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class ScanNotice:
 @dataclass
 class _Decision:
     code: str | None = None
-    person: Person | None = None
+    person: Any = None  # a Person row, or (offline codes) entity: the columns of queries.PERSON_BY_SUB
     person_id: int | None = None
     actor_person_id: int | None = None
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
@@ -103,7 +111,7 @@ class _Decision:
 
 def verify_voucher(
     uow_factory: UowFactory,
-    redis: Any,
+    single_use: SingleUse,
     keyring: KeyRing,
     ctx: ScanContext,
     qr_content: Any,
@@ -126,11 +134,13 @@ def verify_voucher(
         `violations`) from the identity rules, checked in the write.
         RedisUnavailable (answered REPLAY_STORE_UNAVAILABLE): the replay store is down; nothing is
             written and the code is not consumed.
+        Whatever `single_use` raises when the request's nonce is burned (a replay: nothing written).
     """
     now = time.time() if now is None else now
     with ReadThenWrite(uow_factory) as rw:
         with rw.reading() as ruow:
-            d = decide(ruow, redis, keyring, ctx, qr_content, now)
+            d = decide(ruow, single_use, keyring, ctx, qr_content, now)
+        single_use.settle()  # before any write: a replayed request writes nothing
         with rw.writing() as wuow:
             answer = _write_outcome(wuow, d, ctx)
             wuow.commit()
@@ -145,7 +155,7 @@ def verify_voucher(
 
 
 def decide(
-    uow: UnitOfWork, redis: Any, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
+    uow: UnitOfWork, single_use: SingleUse, keyring: KeyRing, ctx: ScanContext, content: Any, now: float
 ) -> _Decision:
     """Every check, in the README's order, with reads only; the Redis fast path consumes the code.
 
@@ -165,7 +175,7 @@ def decide(
             use = (yo1.code.credential_id, yo1.code.use_id, yo1.code.exp)
         else:
             person, suspended, use = _checked_signed(uow, keyring, content, now, d)
-        _consume_fast(redis, *use, now)
+        _consume_fast(single_use, *use, now)
         d.consumed = use
         # From here the code is spent, whatever the answer (as with payment codes).
         if suspended:
@@ -174,9 +184,7 @@ def decide(
             _check_still_acting(uow, d.actor_person_id, person.psn_no)
         if not registry.region_covered(uow, person, ctx.institution_region):
             raise Refusal("REGION_NOT_COVERED")
-        if ctx.business_type == PHARMACY_PURCHASE and not (
-            person.insurance_type == "employee" and person.has_personal_account
-        ):
+        if ctx.business_type == PHARMACY_PURCHASE and not has_personal_account(person.insurance_type):
             raise Refusal("SCOPE_NOT_ALLOWED")
         d.person = person
     except Refusal as refusal:
@@ -186,13 +194,13 @@ def decide(
 
 def _checked_signed(
     uow: UnitOfWork, keyring: KeyRing, content: Any, now: float, d: _Decision
-) -> tuple[Person, bool, tuple[str, str, int]]:
+) -> tuple[Any, bool, tuple[str, str, int]]:
     """The signed-code checks up to single use: (person, suspended, (sub, jti, exp))."""
     claims = checked_claims(keyring, content, now)
-    row = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
-    if row is None:
+    person = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+    if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
-    person, watermark = row
+    watermark = person.revoked_before_ms
     d.person_id, d.jti = person.id, claims["jti"]
     actor_watermark = 0
     if "act" in claims:
@@ -209,12 +217,11 @@ def _checked_signed(
     return person, suspended, (claims["sub"], claims["jti"], claims["exp"])
 
 
-def _consume_fast(redis: Any, sub: str, jti: str, exp: int, now: float) -> None:
-    """Single use, fast path: Redis SET NX is atomic across every worker and host."""
+def _consume_fast(single_use: SingleUse, sub: str, jti: str, exp: int, now: float) -> None:
+    """Single use, fast path: Redis SET NX is atomic across every worker and host (sent with the
+    request's nonce in one round trip)."""
     ttl = max(1, math.ceil(exp + LEEWAY - now))
-    with guard():
-        fresh = redis.set(f"yb:vuse:{{{sub}}}:{jti}", b"1", nx=True, ex=ttl)
-    if not fresh:
+    if not single_use.claim(f"yb:vuse:{{{sub}}}:{jti}", ttl):
         raise Refusal("VOUCHER_ALREADY_USED")
 
 
@@ -295,7 +302,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
     )
 
 
-def _person_view(person: Person) -> dict[str, Any]:
+def _person_view(person: Any) -> dict[str, Any]:
     """Masked person data for the scanner: never the full name or ID number."""
     return {
         "psn_no": person.psn_no,
@@ -303,7 +310,7 @@ def _person_view(person: Person) -> dict[str, Any]:
         "id_number_masked": person.id_number_masked,
         "insurance_type": person.insurance_type,
         "insured_region": person.insured_region,
-        "has_personal_account": person.has_personal_account,
+        "has_personal_account": has_personal_account(person.insurance_type),
     }
 
 

@@ -6,10 +6,26 @@ import importlib
 from typing import Any
 
 from flask import Flask, Response
+from flask.sessions import SessionInterface
+
+
+class NoSessions(SessionInterface):
+    """yibao sets no cookies: every caller authenticates with headers. Flask's default interface
+    would build a signing serializer from SECRET_KEY (the master key) on every request; this one
+    gives Flask's null session at once and never saves anything."""
+
+    def open_session(self, app: Flask, request: object) -> None:
+        return None  # Flask then uses make_null_session(): `session` is an empty, read-only mapping
+
+    def save_session(self, app: Flask, session: object, response: Response) -> None:
+        return None
 
 
 class YibaoFlask(Flask):
-    """Flask whose automatic OPTIONS answer is a 204 with `Allow` (no HTML body, no content type)."""
+    """Flask whose automatic OPTIONS answer is a 204 with `Allow` (no HTML body, no content type),
+    and that has no cookie sessions."""
+
+    session_interface = NoSessions()
 
     def make_default_options_response(self) -> Response:
         rv = super().make_default_options_response()  # Allow: the methods of this path
@@ -29,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import config as config_module
     from . import cors, errors, events, observability
     from .api import Api, check_json_body, refuse_nul_in_path
+    from .auth import institution_cache
     from .db import db
     from .identity.providers import load_provider
     from .redis_store import redis_ext
@@ -43,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cors.init_app(app)
     db.init_app(app)
     redis_ext.init_app(app)
+    institution_cache.init_app(app, db.autocommit)
     app.extensions["yibao.identity"] = load_provider(app.config)
     app.before_request(refuse_nul_in_path)
     app.before_request(check_json_body)

@@ -16,6 +16,7 @@ from flask_smorest import Blueprint as _Blueprint
 from . import docs_page, errors
 from .auth import institutions as inst_auth
 from .auth import tokens
+from .auth.institution_cache import NonceClaim, StaleInstitution
 from .db import db
 from .errors import AppError
 from .redis_store import redis_ext
@@ -231,8 +232,43 @@ class Blueprint(_Blueprint):
             ("INSTITUTION_AUTH_FAILED", "INSTITUTION_DISABLED", "REPLAY_STORE_UNAVAILABLE"),
         )(view)
 
+    def institution_claiming(self, view: Callable) -> Callable:
+        """Like `institution`, but the request's nonce is burned in the same Redis round trip as the
+        single-use keys the view claims (`current_claim().claim(key, ttl)`).
+
+        The view must claim, or `current_claim().settle()`, before its first write; whatever it does,
+        the nonce is burned before the answer leaves (a reused nonce answers 401, Redis down 503, as
+        with `institution`). If the cache's institution turned out stale at the claim (nothing was
+        burned, and the view has only read), the view runs again, authenticated from the database.
+        """
+
+        @functools.wraps(view)
+        def claiming(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return _run_claiming(view, args, kwargs, fresh=False)
+            except StaleInstitution:
+                return _run_claiming(view, args, kwargs, fresh=True)
+
+        codes = ("INSTITUTION_AUTH_FAILED", "INSTITUTION_DISABLED", "REPLAY_STORE_UNAVAILABLE")
+        wrapped = self.doc(security=[{"InstitutionSignature": []}])(claiming)
+        _add_problems(wrapped, codes)
+        return wrapped
+
     def admin(self, view: Callable) -> Callable:
         return self._auth("AdminBearer", authenticate_admin, ("ADMIN_AUTH_FAILED",))(view)
+
+
+def _run_claiming(view: Callable, args: tuple, kwargs: dict, *, fresh: bool) -> Any:
+    claim = authenticate_institution(defer=True, fresh=fresh)
+    try:
+        rv = view(*args, **kwargs)
+    except StaleInstitution:
+        raise
+    except BaseException:
+        claim.settle()  # a replayed request answers 401 (or 503) whatever the view raised
+        raise
+    claim.settle()
+    return rv
 
 
 def _bearer() -> str | None:
@@ -256,29 +292,34 @@ def authenticate_user() -> None:
     token = _bearer()
     if token is None:
         raise AppError("AUTHENTICATION_REQUIRED")
-    # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips.
-    with db.autocommit() as uow:
+    # One statement (session and person by session id): autocommit saves BEGIN/ROLLBACK round trips;
+    # the view's own reads may share this session (db.request_reads).
+    with db.request_reads() as uow:
         g.user = tokens.authenticate(uow, token, secret=current_app.config["SECRET_KEY"])
 
 
-def authenticate_institution() -> None:
+def authenticate_institution(*, defer: bool = False, fresh: bool = False) -> NonceClaim:
+    """The signed call's institution into `g.institution`; its nonce burned unless `defer` (then the
+    view burns it with its own single-use keys: Blueprint.institution_claiming)."""
     h = request.headers
-    # One statement (the institution by key id): autocommit saves BEGIN/ROLLBACK round trips.
-    with db.autocommit() as uow:
-        g.institution = inst_auth.authenticate(
-            uow,
-            redis_ext.client,
-            key_id=h.get("X-Yb-Key"),
-            timestamp=h.get("X-Yb-Timestamp"),
-            nonce=h.get("X-Yb-Nonce"),
-            signature=h.get("X-Yb-Signature"),
-            method=request.method,
-            path=request.path,
-            query=request.query_string.decode("latin-1"),
-            body=request.get_data(cache=True),
-            window=current_app.config["SIGNATURE_WINDOW"],
-            debug=current_app.config["SIGNATURE_DEBUG"],
-        )
+    cfg = current_app.config
+    req = inst_auth.signed_request(
+        key_id=h.get("X-Yb-Key"),
+        timestamp=h.get("X-Yb-Timestamp"),
+        nonce=h.get("X-Yb-Nonce"),
+        signature=h.get("X-Yb-Signature"),
+        method=request.method,
+        path=request.path,
+        query=request.query_string.decode("latin-1"),
+        body=request.get_data(cache=True),
+        window=cfg["SIGNATURE_WINDOW"],
+    )
+    # A cache hit reads no database; a miss reads one row in autocommit (no BEGIN/ROLLBACK).
+    authenticator = current_app.extensions["yibao.institutions"]
+    g.institution, g.institution_claim = authenticator.authenticate(
+        redis_ext.client, req, debug=cfg["SIGNATURE_DEBUG"], defer=defer, fresh=fresh
+    )
+    return g.institution_claim
 
 
 def current_user() -> tokens.CurrentUser:
@@ -287,6 +328,11 @@ def current_user() -> tokens.CurrentUser:
 
 def current_institution() -> inst_auth.CurrentInstitution:
     return g.institution
+
+
+def current_claim() -> NonceClaim:
+    """The signed call's nonce claim: `claim(key, ttl)` burns the nonce and SET NX `key` at once."""
+    return g.institution_claim
 
 
 JSON_METHODS = {"POST", "PUT", "PATCH"}

@@ -67,6 +67,9 @@ class Config:
         self.REFRESH_TOKEN_TTL = int(env.get("YIBAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600))
         self.IDENTITY_PROOF_TTL = 5 * 60
         self.SIGNATURE_WINDOW = 300
+        # How long a worker may use a cached institution at most; changes made through the registry
+        # reach every worker at once anyway (yibao/auth/institution_cache.py). 0: no cache.
+        self.INSTITUTION_CACHE_SECONDS = float(env.get("YIBAO_INSTITUTION_CACHE_SECONDS", 60))
         # A refused signature shows the canonical string the server signed: development only.
         self.SIGNATURE_DEBUG = not production and _bool(env.get("YIBAO_SIGNATURE_DEBUG"), default=True)
         self.REDIS_SOCKET_TIMEOUT = float(env.get("YIBAO_REDIS_TIMEOUT", 1.0))

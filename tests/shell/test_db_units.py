@@ -78,3 +78,73 @@ def test_unit_of_work_rolls_back_without_commit(app) -> None:  # type: ignore[no
             uow.session.execute(text("INSERT INTO yb_probe2 (v) VALUES (1)"))
         with db.uow(readonly=True) as uow:
             assert uow.session.execute(text("SELECT count(*) FROM yb_probe2")).scalar() == 0
+
+
+def _sqlite_path(app) -> str | None:  # type: ignore[no-untyped-def]
+    url = app.extensions["yibao.db"]["engine"].url
+    return url.database if url.get_backend_name() == "sqlite" else None
+
+
+def test_sqlite_write_unit_takes_the_write_lock_at_begin(app) -> None:  # type: ignore[no-untyped-def]
+    """BEGIN IMMEDIATE (sent straight to the driver) for writes, a plain BEGIN for reads."""
+    import sqlite3
+
+    path = _sqlite_path(app)
+    if path is None:
+        pytest.skip("SQLite's BEGIN IMMEDIATE")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        with app.app_context():
+            with db.uow(readonly=True) as uow:
+                uow.session.execute(text("SELECT 1"))
+                other.execute("BEGIN IMMEDIATE")  # a reader holds no write lock
+                other.execute("ROLLBACK")
+            with db.uow() as uow:
+                uow.session.execute(text("SELECT 1"))  # a read first: the lock is already taken
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+
+
+def test_sqlite_locked_begin_is_a_sqlalchemy_error(app) -> None:  # type: ignore[no-untyped-def]
+    """A BEGIN IMMEDIATE that times out is wrapped like any statement's error (answered 503)."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    path = _sqlite_path(app)
+    if path is None:
+        pytest.skip("SQLite's BEGIN IMMEDIATE")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with app.extensions["yibao.db"]["engine"].connect() as conn:
+            driver = conn.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                with pytest.raises(OperationalError, match="locked"):
+                    conn.begin()
+            finally:
+                driver.execute("PRAGMA busy_timeout=30000")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_request_reads_share_one_session_until_the_request_ends(app) -> None:  # type: ignore[no-untyped-def]
+    with app.test_request_context("/"):
+        with db.request_reads() as first:
+            assert first.session.execute(text("SELECT 1")).scalar() == 1
+            session = first.session
+        with db.request_reads() as second:
+            assert second.session is session  # the authentication's and the view's reads: one checkout
+        with pytest.raises(RuntimeError, match="nothing to commit"):
+            second.commit()
+        with pytest.raises(ZeroDivisionError), db.request_reads():
+            _ = 1 / 0
+        with db.request_reads() as after_error:
+            assert after_error.session is not session  # never reused after an error
+            session = after_error.session
+            assert session.execute(text("SELECT 2")).scalar() == 2
+    assert app.extensions["yibao.db"]["engine"].pool.checkedout() == 0  # returned when the request ended

@@ -253,6 +253,20 @@ class _ReplayStoreDown:
             raise redis.ConnectionError("replay store down")
         return self._real.set(name, *args, **kwargs)
 
+    # The code's key is claimed by the script that also burns the request's nonce.
+    def evalsha(self, sha, numkeys, *keys_and_args):
+        self._refuse_replay_keys(keys_and_args[:numkeys])
+        return self._real.evalsha(sha, numkeys, *keys_and_args)
+
+    def eval(self, script, numkeys, *keys_and_args):
+        self._refuse_replay_keys(keys_and_args[:numkeys])
+        return self._real.eval(script, numkeys, *keys_and_args)
+
+    @staticmethod
+    def _refuse_replay_keys(keys):
+        if any(str(k).startswith("yb:vuse:") for k in keys):
+            raise redis.ConnectionError("replay store down")
+
     def __getattr__(self, item):
         return getattr(self._real, item)
 

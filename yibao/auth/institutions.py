@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from yibao.db import UnitOfWork
 from yibao.errors import AppError
@@ -64,9 +65,41 @@ def sign(
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
-def authenticate(
-    uow: UnitOfWork,
-    redis_client: object,
+@dataclass(frozen=True)
+class SignedRequest:
+    """The X-Yb-* headers of a request, their shapes checked, and what the signature covers."""
+
+    key_id: str
+    timestamp: str
+    nonce: str
+    signature: str  # lower-case hex
+    method: str
+    path: str
+    query: str
+    body: bytes
+
+    def signed_with(self, secret: bytes) -> bool:
+        """Whether the signature is the HMAC of this request with `secret` (constant time)."""
+        expected = sign(secret, self.method, self.path, self.query, self.timestamp, self.nonce, self.body)
+        return hmac.compare_digest(expected, self.signature)
+
+    @property
+    def nonce_key(self) -> str:
+        # The key id as hash tag: the institution's version key (institution_cache) shares its slot.
+        return f"yb:nonce:{{{self.key_id}}}:{self.nonce}"
+
+
+def _fail(key_id: object, reason: str, code: str = "INSTITUTION_AUTH_FAILED", **extra: str) -> AppError:
+    shown_key = key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else None
+    log.warning("institution request refused", extra={"reason": reason, "key_id": shown_key})
+    return AppError(code, reason=reason, **extra)
+
+
+def nonce_reused(req: SignedRequest) -> AppError:
+    return _fail(req.key_id, "NONCE_REUSED")
+
+
+def signed_request(
     *,
     key_id: str | None,
     timestamp: str | None,
@@ -78,20 +111,9 @@ def authenticate(
     body: bytes,
     window: int = 300,
     now: float | None = None,
-    debug: bool = False,
-) -> CurrentInstitution:
-    """Check key, timestamp window, signature (constant time) and then burn the nonce.
-
-    Raises: INSTITUTION_AUTH_FAILED (401) with `reason` one of REASONS (and, when `debug` — development
-    only — the `string_to_sign` the server computed, on SIGNATURE_MISMATCH); INSTITUTION_DISABLED (403,
-    reason KEY_DISABLED); REPLAY_STORE_UNAVAILABLE (503) when Redis is down.
-    """
-
-    def fail(reason: str, code: str = "INSTITUTION_AUTH_FAILED", **extra: str) -> AppError:
-        shown_key = key_id if isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) else None
-        log.warning("institution request refused", extra={"reason": reason, "key_id": shown_key})
-        return AppError(code, reason=reason, **extra)
-
+) -> SignedRequest:
+    """The headers' shapes and the timestamp window. Raises INSTITUTION_AUTH_FAILED (HEADERS_MISSING,
+    TIMESTAMP_SKEW)."""
     # Shapes first, in ASCII only: "²".isdigit() is True, and compare_digest refuses non-ASCII text.
     if not (
         isinstance(key_id, str)
@@ -103,28 +125,55 @@ def authenticate(
         and _NONCE.fullmatch(nonce)
         and _SIGNATURE.fullmatch(signature)
     ):
-        raise fail("HEADERS_MISSING")
+        raise _fail(key_id, "HEADERS_MISSING")
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window:
-        raise fail("TIMESTAMP_SKEW")
-    inst = registry.institution_by_key_id(uow, key_id)
+        raise _fail(key_id, "TIMESTAMP_SKEW")
+    return SignedRequest(key_id, timestamp, nonce, signature.lower(), method, path, query, body)
+
+
+def checked_institution(inst: Any, req: SignedRequest, *, debug: bool = False) -> CurrentInstitution:
+    """The institution row `inst` (None: unknown key) against the request, in the order of REASONS.
+
+    Raises: INSTITUTION_AUTH_FAILED (KEY_UNKNOWN, SIGNATURE_MISMATCH; with `debug` — development only —
+    the `string_to_sign` the server computed), INSTITUTION_DISABLED (KEY_DISABLED).
+    """
     if inst is None:
         # Spend comparable work so a missing key is not told apart by timing.
-        hmac.compare_digest(sign(b"x" * 43, method, path, query, timestamp, nonce, body), signature)
-        raise fail("KEY_UNKNOWN")
-    expected = sign(registry.institution_secret(inst), method, path, query, timestamp, nonce, body)
-    if not hmac.compare_digest(expected, signature.lower()):
+        req.signed_with(b"x" * 43)
+        raise _fail(req.key_id, "KEY_UNKNOWN")
+    if not req.signed_with(registry.institution_secret(inst)):
         if debug:
-            signed = string_to_sign(method, path, query, timestamp, nonce, body)
-            raise fail("SIGNATURE_MISMATCH", string_to_sign=signed)
-        raise fail("SIGNATURE_MISMATCH")
+            signed = string_to_sign(req.method, req.path, req.query, req.timestamp, req.nonce, req.body)
+            raise _fail(req.key_id, "SIGNATURE_MISMATCH", string_to_sign=signed)
+        raise _fail(req.key_id, "SIGNATURE_MISMATCH")
     if inst.status != "active":
-        raise fail("KEY_DISABLED", "INSTITUTION_DISABLED")
-    # Only a correctly signed request may burn a nonce, so nobody can pre-spend another's nonces.
-    with guard():
-        fresh = redis_client.set(f"yb:nonce:{{{inst.key_id}}}:{nonce}", "1", nx=True, ex=NONCE_TTL)
-    if not fresh:
-        raise fail("NONCE_REUSED")
+        raise _fail(req.key_id, "KEY_DISABLED", "INSTITUTION_DISABLED")
+    return current_of(inst)
+
+
+def current_of(inst: Any) -> CurrentInstitution:
     return CurrentInstitution(
         inst.id, inst.org_id, inst.kind, inst.region, tuple(inst.services or ()), inst.name
     )
+
+
+def authenticate(
+    uow: UnitOfWork, redis_client: Any, *, debug: bool = False, **signed: Any
+) -> CurrentInstitution:
+    """Check key, timestamp window, signature (constant time) and then burn the nonce, reading the
+    institution from the database (the cached path of signed calls is yibao.auth.institution_cache).
+    `signed`: the arguments of `signed_request` (headers, method, path, query, body, window, now).
+
+    Raises: INSTITUTION_AUTH_FAILED (401) with `reason` one of REASONS (and, when `debug` — development
+    only — the `string_to_sign` the server computed, on SIGNATURE_MISMATCH); INSTITUTION_DISABLED (403,
+    reason KEY_DISABLED); REPLAY_STORE_UNAVAILABLE (503) when Redis is down.
+    """
+    req = signed_request(**signed)
+    current = checked_institution(registry.institution_by_key_id(uow, req.key_id), req, debug=debug)
+    # Only a correctly signed request may burn a nonce, so nobody can pre-spend another's nonces.
+    with guard():
+        fresh = redis_client.set(req.nonce_key, "1", nx=True, ex=NONCE_TTL)
+    if not fresh:
+        raise nonce_reused(req)
+    return current

@@ -61,12 +61,13 @@ def issue_access_token(secret: str, *, psn_no: str, session_id: str, ttl: int) -
 
 
 def decode_access_token(secret: str, token: str) -> dict:
-    """Verify signature, typ, iss, aud and expiry; raise TOKEN_INVALID on any failure."""
+    """Verify signature, typ, iss, aud and expiry; raise TOKEN_INVALID on any failure.
+
+    The token is parsed once: `alg` is checked by PyJWT against the allow-list, `typ` on the header
+    it returns with the verified claims.
+    """
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("typ") != ACCESS_TYP or header.get("alg") not in ALGORITHMS:
-            raise AppError("TOKEN_INVALID")
-        return jwt.decode(
+        decoded = jwt.decode_complete(
             token,
             _access_key(secret),
             algorithms=ALGORITHMS,
@@ -77,6 +78,9 @@ def decode_access_token(secret: str, token: str) -> dict:
         )
     except jwt.PyJWTError as exc:
         raise AppError("TOKEN_INVALID") from exc
+    if decoded["header"].get("typ") != ACCESS_TYP or decoded["header"].get("alg") not in ALGORITHMS:
+        raise AppError("TOKEN_INVALID")
+    return decoded["payload"]
 
 
 def start_session(uow: UnitOfWork, *, person_id: int, device_id: str) -> AuthSession:

@@ -37,6 +37,11 @@ BUSINESS_TYPES = {
 SERVICES = (*BUSINESS_TYPES, "online_otc")
 
 
+def has_personal_account(insurance_type: str) -> bool:
+    """Employee insurance (职工医保) has a personal account (个人账户); resident insurance has none."""
+    return insurance_type == "employee"
+
+
 class Person(Base):
     """An insured person. Name and ID number are stored only encrypted."""
 
@@ -76,7 +81,7 @@ class Person(Base):
 
     @property
     def has_personal_account(self) -> bool:
-        return self.insurance_type == "employee"
+        return has_personal_account(self.insurance_type)
 
 
 class CrossRegionFiling(Base):

@@ -244,8 +244,9 @@ def add_cross_region_filing(
     return filing
 
 
-def region_covered(uow: UnitOfWork, person: Person, region: str, on: date | None = None) -> bool:
-    """True when the person may settle in `region`: insured there or a valid filing covers it.
+def region_covered(uow: UnitOfWork, person: Person | Row[Any], region: str, on: date | None = None) -> bool:
+    """True when the person (an entity, or a row with `id` and `insured_region`) may settle in
+    `region`: insured there or a valid filing covers it.
 
     A filing for a prefecture (xxxx00) covers its counties; one for a province (xx0000) covers it all.
     """
@@ -331,8 +332,9 @@ def update_institution(
 ) -> Institution:
     """Disable or re-enable an institution, or change its designation; effective on its next request.
 
-    Every signed request reads the institution afresh (no cache), so a disabled institution's next
-    call answers INSTITUTION_DISABLED and a withdrawn service INSTITUTION_NOT_DESIGNATED.
+    The workers' institution caches are told after the commit (yibao/auth/institution_cache.py: any
+    ORM update of an institution), so a disabled institution's next call, in every worker, answers
+    INSTITUTION_DISABLED and a withdrawn service INSTITUTION_NOT_DESIGNATED.
     """
     inst = institution_by_org_id(uow, org_id)
     if inst is None:
