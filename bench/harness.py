@@ -10,6 +10,7 @@ with Server(postgres=True) as srv: ...     # the machine's PostgreSQL (database 
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import importlib
 import json
@@ -25,6 +26,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "yibao_bench")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_LOCK = "/tmp/yibao-pg.lock"  # noqa: S108 - the lock the benchmarks take for the machine PostgreSQL
 
 Request = tuple[str, str, dict[str, str], bytes]
 
@@ -332,3 +335,25 @@ def signed_headers(key_id: str, secret: str, method: str, path: str, body: bytes
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+@contextmanager
+def pg_lock() -> Iterator[None]:
+    """One benchmark at a time on the machine's PostgreSQL."""
+    with open(PG_LOCK, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def pooled(a: Stats, b: Stats) -> Stats:
+    """Two runs of one endpoint as one (a baseline before and after the measured runs)."""
+    return Stats(
+        a.requests + b.requests,
+        a.ok + b.ok,
+        a.duration + b.duration,
+        a.latencies_ms + b.latencies_ms,
+        a.statuses + b.statuses,
+    )
