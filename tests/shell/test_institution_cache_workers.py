@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import TEST_SECRET
 from tests.servers import gunicorn
-from tests.support import ADMIN_TOKEN, Institution, Yb, sign_headers
+from tests.support import ADMIN_TOKEN, TEST_SECRET, Institution, Yb, sign_headers
 from tests.voucher.support import SCAN_FIELDS, VoucherDriver
 
 WORKERS = 3
