@@ -29,7 +29,6 @@ from . import queries as q
 from .evaluation import (
     Finding,
     RuleRow,
-    SaleRow,
     evaluate_order,
     evaluate_scan,
     prefecture_of,
@@ -117,7 +116,8 @@ def check_order(
     order, and the distinct institutions that sold it (this one included). At stage "pay" the
     person's supervision row is locked first (when any rule applies), so call it inside pay's
     transaction before record_sale. Statements: one for the rules; with a rule on a code of the order,
-    one lock (pay only) and one indexed range read; one alert insert when a rule is broken.
+    one lock (pay only) and one read of per-institution sums (an indexed range per rule
+    window); one alert insert when a rule is broken.
 
     Raises SUPERVISION_BLOCKED (SupervisionBlocked) when a block rule is broken.
     """
@@ -129,11 +129,14 @@ def check_order(
         return Verdict()
     if stage == "pay":
         lock_person(uow, person_id, now=now)
-    since = min(window_start(now, r) for r in rules)
-    codes = sorted({r.params["drug_code"] for r in rules})
-    rows = uow.session.execute(q.SALES_IN_WINDOW, {"person_id": person_id, "codes": codes, "since": since})
-    sales = [SaleRow(r.code, r.institution_id, r.sold_at, r.units) for r in rows]
-    findings = evaluate_order(rules, sales, units=units, institution_id=institution_id, now=now)
+    windows = sorted({(r.params["drug_code"], window_start(now, r)) for r in rules})
+    params: dict[str, Any] = {"person_id": person_id}
+    for i, (code, since) in enumerate(windows):
+        params[f"code_{i}"], params[f"since_{i}"] = code, since
+    counted: dict[tuple[str, datetime], dict[int, int]] = {w: {} for w in windows}
+    for row in uow.session.execute(q.sales_in_windows(len(windows)), params):
+        counted[windows[row.window]][row.institution_id] = int(row.units)
+    findings = evaluate_order(rules, counted, units=units, institution_id=institution_id, now=now)
     return _conclude(
         uow,
         findings,

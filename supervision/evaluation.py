@@ -24,14 +24,6 @@ class RuleRow:
 
 
 @dataclass(frozen=True)
-class SaleRow:
-    code: str
-    institution_id: int
-    sold_at: datetime
-    units: int
-
-
-@dataclass(frozen=True)
 class Finding:
     """A rule broken by this order or scan; `action` says whether it blocks or warns."""
 
@@ -77,38 +69,38 @@ def units_by_code(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
     return out
 
 
+Counted = Mapping[tuple[str, datetime], Mapping[int, int]]
+
+
 def evaluate_order(
     rules: Iterable[RuleRow],
-    sales: Iterable[SaleRow],
+    counted: Counted,
     *,
     units: Mapping[str, int],
     institution_id: int,
     now: datetime,
 ) -> list[Finding]:
-    """The order rules this order breaks, given the person's counted sales (any window superset)."""
-    sales = list(sales)
+    """The order rules this order breaks, given the person's still-counted units per institution in
+    each rule's window: counted[(drug_code, window_start(now, rule))] = {institution_id: units}."""
     findings = []
     for rule in rules:
         code = rule.params["drug_code"]
-        here = [s for s in sales if s.code == code and in_window(s.sold_at, now=now, rule=rule)]
+        net = counted.get((code, window_start(now, rule)), {})
         days = rule.params["window_days"]
         if rule.kind == "quantity_limit":
-            counted = sum(s.units for s in here)
-            total = counted + units[code]
+            counted_units = sum(net.values())
+            total = counted_units + units[code]
             if broken(total, rule.params["max_quantity"]):
                 evidence = {
                     "drug_code": code,
                     "window_days": days,
                     "max_quantity": rule.params["max_quantity"],
-                    "counted_quantity": counted,
+                    "counted_quantity": counted_units,
                     "this_order_quantity": units[code],
                     "total_quantity": total,
                 }
                 findings.append(Finding(rule, evidence))
         elif rule.kind == "repeat_purchase":
-            net: dict[int, int] = {}
-            for s in here:
-                net[s.institution_id] = net.get(s.institution_id, 0) + s.units
             others = {i for i, n in net.items() if n > 0} - {institution_id}
             count = len(others) + 1
             if broken(count, rule.params["max_institutions"]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, case, select, true, update
+from sqlalchemy import Insert, bindparam, case, func, literal, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, Sale, Scan
@@ -22,17 +22,39 @@ ORDER_RULES = select(*_RULE_COLUMNS).where(
 )
 SCAN_RULES = select(*_RULE_COLUMNS).where(rules.enabled == true(), rules.kind.in_(SCAN_KINDS))
 
-# The person's still-counted sales of these codes since the widest window's start: one index range
-# per code on (person_id, code, sold_at). Rows grow with the person's purchases of the code inside the
-# window, never with history before it or with other persons and codes.
-SALES_IN_WINDOW = select(
-    sales.code, sales.institution_id, sales.sold_at, (sales.quantity - sales.released).label("units")
-).where(
-    sales.person_id == bindparam("person_id"),
-    sales.code.in_(bindparam("codes", expanding=True)),
-    sales.sold_at > bindparam("since"),
-    sales.released < sales.quantity,
-)
+
+# The person's still-counted units of one code per institution in one rule window, summed by the
+# database: one branch per distinct (code, window start) of the rules that apply, in one round trip.
+# Each branch is an index range on (person_id, code, sold_at) that only the rows inside that window
+# reach, and only one row per institution comes back, however many sales the window holds.
+def _sales_in_window(i: int) -> Any:
+    return (
+        select(
+            literal(i).label("window"),
+            sales.institution_id,
+            func.sum(sales.quantity - sales.released).label("units"),
+        )
+        .where(
+            sales.person_id == bindparam("person_id"),
+            sales.code == bindparam(f"code_{i}"),
+            sales.sold_at > bindparam(f"since_{i}"),
+            sales.released < sales.quantity,
+        )
+        .group_by(sales.institution_id)
+    )
+
+
+_windows_cache: dict[int, Any] = {}
+
+
+def sales_in_windows(n: int) -> Any:
+    """The statement for n windows: rows (window, institution_id, units); bind person_id and, for each
+    window i, code_i and since_i (events strictly after it count)."""
+    if n not in _windows_cache:
+        branches = [_sales_in_window(i) for i in range(n)]
+        _windows_cache[n] = branches[0] if n == 1 else union_all(*branches)
+    return _windows_cache[n]
+
 
 # The person's accepted scans since the widest window's start, from the index (person_id, scanned_at,
 # prefecture) alone.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, insert
 
 from supervision import checks
@@ -112,7 +114,7 @@ def _plan(app, stmt, params) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("stmt", "index"),
     [
-        ("SALES_IN_WINDOW", "ix_supervision_sales_person_code_sold_at"),
+        ("sales_in_windows", "ix_supervision_sales_person_code_sold_at"),
         ("SCANS_IN_WINDOW", "ix_supervision_scans_person_scanned_at"),
     ],
 )
@@ -121,9 +123,85 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
     pids = [sup.person_id(yb.person(activate=False)) for _ in range(20)]
     for pid in pids:
         _history(app, pid, iid, 500)
-    params = {"person_id": pids[3], "codes": ["XA01", "XB02"], "since": NOW - timedelta(days=30)}
     if stmt == "SCANS_IN_WINDOW":
-        params = {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
-    plan = _plan(app, getattr(q, stmt), params)
+        statement, params = q.SCANS_IN_WINDOW, {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
+    else:  # two rule windows: two branches, each its own index range
+        statement = q.sales_in_windows(2)
+        params = {
+            "person_id": pids[3],
+            "code_0": "XA01",
+            "since_0": NOW - timedelta(days=30),
+            "code_1": "XB02",
+            "since_1": NOW - timedelta(days=7),
+        }
+    plan = _plan(app, statement, params)
     assert index in plan, plan
     assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
+
+
+# --- the database's sums are the rules' arithmetic -------------------------------------------------
+
+_CODES = ("XA01", "XB02")
+
+
+def _oracle(sales, code, since):  # type: ignore[no-untyped-def]
+    """Units per institution of `code` sold strictly after `since`, less what refunds released."""
+    out: dict[int, int] = {}
+    for s_code, inst, at, quantity, released in sales:
+        if s_code == code and at > since and quantity > released:
+            out[inst] = out.get(inst, 0) + quantity - released
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sales=st.lists(
+        st.tuples(
+            st.sampled_from(_CODES),
+            st.integers(0, 2),  # which of three institutions
+            st.integers(-40 * 24 * 60, 60),  # minutes from NOW (a little in the future too)
+            st.integers(1, 5),
+            st.integers(0, 5),
+        ),
+        max_size=25,
+    ),
+    windows=st.lists(
+        st.tuples(st.sampled_from(_CODES), st.integers(0, 40 * 24 * 60)), min_size=1, max_size=4
+    ),
+)
+def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, windows):
+    """Random histories (refunds included, events exactly on a window's edge included): the statement's
+    per-institution sums equal the rolling-window arithmetic of supervision/evaluation.py."""
+    iids = [sup.institution_id(s) for s in shops[:3]]
+    pid = sup.person_id(yb.person(activate=False))
+    rows = [
+        (code, iids[i], NOW + timedelta(minutes=m), quantity, min(released, quantity))
+        for code, i, m, quantity, released in sales
+    ]
+    starts = sorted({(code, NOW - timedelta(minutes=m)) for code, m in windows})
+    # one sale exactly on the first window's start: it has dropped out ("strictly after")
+    rows.append((starts[0][0], iids[0], starts[0][1], 1, 0))
+    with app.app_context(), db.uow() as uow:
+        uow.session.execute(
+            insert(Sale.__table__),
+            [
+                {
+                    "person_id": pid,
+                    "code": code,
+                    "institution_id": inst,
+                    "order_ref": ref(),
+                    "quantity": quantity,
+                    "released": released,
+                    "sold_at": at,
+                }
+                for code, inst, at, quantity, released in rows
+            ],
+        )
+        params: dict = {"person_id": pid}
+        for i, (code, since) in enumerate(starts):
+            params[f"code_{i}"], params[f"since_{i}"] = code, since
+        got: dict = {w: {} for w in starts}
+        for r in uow.session.execute(q.sales_in_windows(len(starts)), params):
+            got[starts[r.window]][r.institution_id] = int(r.units)
+        uow.rollback()
+    assert got == {w: _oracle(rows, *w) for w in starts}
