@@ -1,7 +1,9 @@
-"""Hospital settlement (issue 15, 一站式结算): placing, paying and refunding an order whose bill is split
-between the pooled fund, serious-illness insurance, medical assistance and the person (benefits/split.py).
+"""Hospital settlement (issue 15, 一站式结算): placing and paying an order whose bill is split between the
+pooled fund, serious-illness insurance, medical assistance and the person (benefits/split.py). Refunds
+are in hospital_refunds.py, what the split adds to the views in hospital_views.py.
 
-orders.py, settlement.py and refunds.py dispatch here for orders with a `med_type`; v1 orders never come here.
+orders.py and settlement.py dispatch here (refunds.py to hospital_refunds.py) for orders with a
+`med_type`; v1 orders never come here.
 Ledger: one funding account per fund and policy region (system_name `hifp:532900`, `hifmi:…`, `maf:…`)
 pays beside the personal accounts and cash; the institution's clearing account receives the total.
 """
@@ -16,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import object_session
 
 from benefits import policies
 from benefits import split as sp
@@ -32,7 +33,7 @@ from yibao.registry.models import Institution, Person
 from . import grants, ledger, orders, payers, webhooks
 from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .hospital_models import HospitalSettlement
-from .models import Account, OrderItem, PaymentGrant, PaymentOrder, Refund, TraceCodeSettlement
+from .models import Account, OrderItem, PaymentGrant, PaymentOrder
 
 SETTLEMENT_BUSINESS_TYPE = "01301"
 
@@ -379,127 +380,3 @@ def pay(
         has_endpoint=has_endpoint,
     )
     return orders.CheckedOrder(order, verdict.warnings)
-
-
-def refund(
-    uow: UnitOfWork, order: PaymentOrder, *, institution_id: int, amount_fen: int | None, reason: str
-) -> Refund:
-    """Refund a paid hospital order whole: funds, accounts and cash back, running totals and the units
-    fund supervision counted given back.
-
-    Raises: ORDER_STATE_CONFLICT, REFUND_MUST_BE_WHOLE.
-    """
-    now = utcnow()
-    if order.status != "paid":
-        raise AppError("ORDER_STATE_CONFLICT", order_status=order.status)
-    left = order.total_fen - order.refunded_fen
-    if amount_fen is not None and amount_fen != left:
-        raise AppError("REFUND_MUST_BE_WHOLE", refundable_fen=left)
-    hs = uow.session.get(HospitalSettlement, order.id)
-    assert hs is not None and hs.counted is not None
-    row = benefit_totals.lock(uow, order.payer_person_id, hs.year)
-    # What each account paid, from the ledger (the payment's own legs).
-    from . import refunds as v1_refunds
-
-    by_source = v1_refunds._paid_by_source(uow, order)  # noqa: SLF001
-    ledger.lock_personal_accounts(uow, list(by_source))
-    refund_row = Refund(
-        refund_id="rf_" + secrets.token_urlsafe(18),
-        order_id=order.id,
-        institution_id=institution_id,
-        amount_fen=left,
-        account_refund_fen=order.account_pay_fen + order.mutual_aid_pay_fen,
-        mutual_aid_refund_fen=order.mutual_aid_pay_fen,
-        cash_refund_fen=order.cash_pay_fen,
-        reason=reason,
-        released_trace_codes=[],
-        status="succeeded",
-        created_at=now,
-    )
-    uow.session.add(refund_row)
-    uow.session.flush()
-    active = uow.session.scalars(
-        select(TraceCodeSettlement).where(
-            TraceCodeSettlement.order_id == order.id, TraceCodeSettlement.released_at.is_(None)
-        )
-    ).all()
-    for t in active:
-        t.released_at = now
-        t.released_by_refund_id = refund_row.id
-    refund_row.released_trace_codes = [t.code for t in active]
-    region = hs.split["policy_region"]
-    legs = [
-        (fund_account(uow, f, region), hs.split[f"{f}_pay_fen"]) for f in FUNDS if hs.split[f"{f}_pay_fen"]
-    ]
-    legs += [(acct, fen) for acct, fen in by_source.items() if fen]
-    clearing, cash = ledger.settlement_accounts(uow, institution_id)
-    legs += [(cash, order.cash_pay_fen), (clearing, -left)]
-    ledger.post(
-        uow,
-        kind="refund",
-        legs=legs,
-        order_id=order.id,
-        refund_id=refund_row.id,
-        personal_ids=list(by_source),
-        at=now,
-    )
-    benefit_totals.add(row, hs.counted, deductible=(hs.med_type, hs.split["deductible_fen"]), sign=-1)
-    supervision.record_refund(uow, order_ref=order.pay_order_id)  # whole: every unit back
-    hs.counts_for_day = False
-    orders.transition(order, "refunded")
-    order.refunded_fen = order.total_fen
-    order.account_refunded_fen = order.account_pay_fen
-    order.mutual_aid_refunded_fen = order.mutual_aid_pay_fen
-    order.cash_refunded_fen = order.cash_pay_fen
-    order.updated_at = now
-    uow.session.flush()
-    webhooks.enqueue(
-        uow,
-        institution_id=institution_id,
-        type="payment.refunded",
-        data={**orders.order_view(order), "refund": v1_refunds.refund_view(refund_row)},
-        now=now,
-    )
-    return refund_row
-
-
-SPLIT_FIELDS = (
-    "med_type",
-    "inscp_fen",
-    "preselfpay_fen",
-    "ownpay_fen",
-    "deductible_fen",
-    "hifp_pay_fen",
-    "hifmi_pay_fen",
-    "maf_pay_fen",
-    "fund_pay_fen",
-    "policy_version",
-)
-
-
-def order_extra(order: PaymentOrder) -> dict[str, Any]:
-    """The split fields a hospital order adds to the order view ({} for a v1 order)."""
-    if order.med_type is None:
-        return {}
-    session = object_session(order)
-    hs = session.get(HospitalSettlement, order.id) if session is not None else None
-    if hs is None:
-        return {}
-    return {k: hs.split[k] for k in SPLIT_FIELDS}
-
-
-def refund_extra(refund_row: Refund) -> dict[str, Any]:
-    """The fund amounts a hospital refund gave back ({} for a v1 refund)."""
-    session = object_session(refund_row)
-    order = session.get(PaymentOrder, refund_row.order_id) if session is not None else None
-    if order is None or order.med_type is None:
-        return {}
-    hs = session.get(HospitalSettlement, refund_row.order_id)
-    if hs is None:
-        return {}
-    return {
-        "hifp_refund_fen": hs.split["hifp_pay_fen"],
-        "hifmi_refund_fen": hs.split["hifmi_pay_fen"],
-        "maf_refund_fen": hs.split["maf_pay_fen"],
-        "mutual_aid_refund_fen": order.mutual_aid_pay_fen if order else refund_row.mutual_aid_refund_fen,
-    }

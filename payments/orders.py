@@ -278,9 +278,9 @@ def _hospital_extra(order: PaymentOrder | OrderValues) -> dict[str, Any]:
     """The split fields of a hospital order (issue 15); nothing for a v1 order."""
     if order.med_type is None:
         return {}
-    from . import hospital
+    from . import hospital_views
 
-    return hospital.order_extra(order)
+    return hospital_views.order_extra(order)
 
 
 def cancel_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> PaymentOrder:

@@ -35,9 +35,9 @@ def refund_order(
     now = utcnow()
     order = orders.order_for_institution(uow, pay_order_id, institution_id)
     if order.med_type is not None:  # a hospital settlement (issue 15) is refunded whole
-        from . import hospital
+        from . import hospital_refunds
 
-        return hospital.refund(
+        return hospital_refunds.refund(
             uow, order, institution_id=institution_id, amount_fen=amount_fen, reason=reason
         )
     if order.status not in ("paid", "partially_refunded"):
@@ -211,9 +211,9 @@ def refund_view(refund: Refund) -> dict[str, Any]:
 
 def hospital_refund_extra(refund: Refund) -> dict[str, Any]:
     """The fund refunds of a hospital order's refund ({} for a v1 order)."""
-    from . import hospital
+    from . import hospital_views
 
-    return hospital.refund_extra(refund)
+    return hospital_views.refund_extra(refund)
 
 
 def order_refunds(uow: UnitOfWork, order: PaymentOrder) -> list[Refund]:
