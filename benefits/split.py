@@ -67,6 +67,23 @@ class Totals:
         return Totals(**{k: getattr(self, k) - counted.get(k, 0) for k in TOTAL_FIELDS})
 
 
+# The split's fields as the contract names them (DESIGN.md v2), in order.
+FIELDS = (
+    "med_type",
+    "inscp_fen",
+    "preselfpay_fen",
+    "ownpay_fen",
+    "deductible_fen",
+    "hifp_pay_fen",
+    "hifmi_pay_fen",
+    "maf_pay_fen",
+    "fund_pay_fen",
+    "account_pay_fen",
+    "mutual_aid_pay_fen",
+    "cash_pay_fen",
+    "total_fen",
+    "policy_version",
+)
 TOTAL_FIELDS = ("hifp_outpatient_fen", "hifp_inpatient_fen", "hifmi_fen", "maf_fen", "inpatient_share_fen")
 
 
@@ -101,25 +118,7 @@ class Split:
 
     def fields(self) -> dict[str, object]:
         """The contract's fields (DESIGN.md), in order."""
-        return {
-            k: getattr(self, k)
-            for k in (
-                "med_type",
-                "inscp_fen",
-                "preselfpay_fen",
-                "ownpay_fen",
-                "deductible_fen",
-                "hifp_pay_fen",
-                "hifmi_pay_fen",
-                "maf_pay_fen",
-                "fund_pay_fen",
-                "account_pay_fen",
-                "mutual_aid_pay_fen",
-                "cash_pay_fen",
-                "total_fen",
-                "policy_version",
-            )
-        }
+        return {k: getattr(self, k) for k in FIELDS}
 
 
 def half_up_pct(amount: int, pct: int) -> int:

@@ -13,6 +13,7 @@ from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 
 from . import ledger, orders, webhooks
+from . import refunds as v1_refunds
 from .hospital import FUNDS, fund_account
 from .hospital_models import HospitalSettlement
 from .models import PaymentOrder, Refund, TraceCodeSettlement
@@ -36,9 +37,7 @@ def refund(
     assert hs is not None and hs.counted is not None
     row = benefit_totals.lock(uow, order.payer_person_id, hs.year)
     # What each account paid, from the ledger (the payment's own legs).
-    from . import refunds as v1_refunds
-
-    by_source = v1_refunds._paid_by_source(uow, order)  # noqa: SLF001
+    by_source = v1_refunds.paid_by_source(uow, order)
     ledger.lock_personal_accounts(uow, list(by_source))
     refund_row = Refund(
         refund_id="rf_" + secrets.token_urlsafe(18),

@@ -6,20 +6,14 @@ from typing import Any
 
 from sqlalchemy.orm import object_session
 
+from benefits import split
+
 from .hospital_models import HospitalSettlement
 from .models import PaymentOrder, Refund
 
-SPLIT_FIELDS = (
-    "med_type",
-    "inscp_fen",
-    "preselfpay_fen",
-    "ownpay_fen",
-    "deductible_fen",
-    "hifp_pay_fen",
-    "hifmi_pay_fen",
-    "maf_pay_fen",
-    "fund_pay_fen",
-    "policy_version",
+# What the split adds to the order view: the contract's split fields less those the order row already has.
+SPLIT_FIELDS = tuple(
+    f for f in split.FIELDS if f not in ("account_pay_fen", "mutual_aid_pay_fen", "cash_pay_fen", "total_fen")
 )
 
 

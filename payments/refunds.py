@@ -47,7 +47,7 @@ def refund_order(
     if amount <= 0 or amount > left:
         raise AppError("REFUND_EXCEEDS_PAID", refundable_fen=left)
     own = ledger.personal_account(uow, order.payer_person_id)
-    by_source = _paid_by_source(uow, order)
+    by_source = paid_by_source(uow, order)
     own_left = by_source.pop(own.id, 0) if own else 0
     # Holders in the order the payment charged them (its entries' order), whatever the filings say now:
     # a holder who withdrew since still gets back what they paid, in their place.
@@ -149,7 +149,7 @@ def _codes_to_release(
     return active, release
 
 
-def _paid_by_source(uow: UnitOfWork, order: PaymentOrder) -> dict[int, int]:
+def paid_by_source(uow: UnitOfWork, order: PaymentOrder) -> dict[int, int]:
     """Net fen each personal account paid for this order so far (payment minus refunds), from the ledger."""
     rows = uow.session.execute(
         select(Entry.account_id, func.sum(Entry.amount_fen))
