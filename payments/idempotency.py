@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.partitions import add_months, month_start
+from yibao.prepared import Prepared
 
 from . import queries
 from .models import IdempotencyKey
@@ -98,14 +99,15 @@ _INSERT_CLAIM = {
     .returning(_KEYS.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_COMPLETE = (
+_COMPLETE = Prepared(
     _KEYS.update()
     .where(
         _KEYS.c.id == bindparam("claim_id"),
         _KEYS.c.claim_token == bindparam("token"),
         _KEYS.c.state == "in_progress",
     )
-    .values(state="done", response_status=bindparam("status"), response_body=bindparam("body"))
+    .values(state="done", response_status=bindparam("status"), response_body=bindparam("body")),
+    ("claim_id", "token", "status", "body"),
 )
 
 
@@ -214,10 +216,8 @@ def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetim
 
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
     """Store the response in the caller's transaction; refuses if the claim was taken over."""
-    res = uow.core().execute(
-        _COMPLETE, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body}
-    )
-    if res.rowcount != 1:
+    changed = _COMPLETE.run(uow, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body})
+    if changed != 1:
         raise AppError("IDEMPOTENCY_KEY_IN_USE")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
+from yibao.prepared import Prepared
 
 from .models import Account, Entry, LedgerTransaction
 
@@ -72,14 +73,20 @@ _LOCK_OF_PERSONS = (
     .order_by(_ACCOUNTS.c.id)
     .with_for_update()
 )
-_MOVE_BALANCE = (
+# The payment hot path's statements on the driver's cursor (yibao/prepared.py); the entries stay a
+# Core executemany (SQLAlchemy batches the legs into one INSERT ... VALUES).
+_MOVE_BALANCE = Prepared(
     _ACCOUNTS.update()
     .where(_ACCOUNTS.c.id == bindparam("acct"), _ACCOUNTS.c.balance_fen + bindparam("fen") >= 0)
-    .values(balance_fen=_ACCOUNTS.c.balance_fen + bindparam("fen"))
+    .values(balance_fen=_ACCOUNTS.c.balance_fen + bindparam("fen")),
+    ("acct", "fen"),
 )
-_INSERT_TXN = _TXNS.insert().returning(_TXNS.c.id)
+_INSERT_TXN = Prepared(
+    _TXNS.insert().returning(_TXNS.c.id),
+    ("kind", "natural_key", "order_id", "refund_id", "memo", "sealed", "created_at"),
+)
 _INSERT_ENTRIES = Entry.__table__.insert()
-_SEAL = _TXNS.update().where(_TXNS.c.id == bindparam("txn")).values(sealed=True)
+_SEAL = Prepared(_TXNS.update().where(_TXNS.c.id == bindparam("txn")).values(sealed=True), ("txn",))
 
 
 def lock_accounts_of(uow: UnitOfWork, person_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
@@ -142,28 +149,23 @@ def post(
         raise ValueError("unbalanced legs")
     personal = set(personal_ids)
     for account_id, fen in legs:
-        if account_id in personal:
-            res = uow.core().execute(_MOVE_BALANCE, {"acct": account_id, "fen": fen})
-            if res.rowcount != 1:
-                raise AppError("INSUFFICIENT_BALANCE")
+        # the debit is conditional: no row changed means the balance would go below zero
+        if account_id in personal and _MOVE_BALANCE.run(uow, {"acct": account_id, "fen": fen}) != 1:
+            raise AppError("INSUFFICIENT_BALANCE")
     created_at = at or utcnow()
     # Core statements on the connection: this is the payment hot path, the ORM adds nothing here.
-    txn_id = (
-        uow.core()
-        .execute(
-            _INSERT_TXN,
-            {
-                "kind": kind,
-                "natural_key": natural_key,
-                "order_id": order_id,
-                "refund_id": refund_id,
-                "memo": memo,
-                "sealed": False,
-                "created_at": created_at,
-            },
-        )
-        .scalar_one()
-    )
+    (txn_id,) = _INSERT_TXN.execute(
+        uow,
+        {
+            "kind": kind,
+            "natural_key": natural_key,
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "memo": memo,
+            "sealed": False,
+            "created_at": created_at,
+        },
+    )[0]
     if legs:
         uow.core().execute(
             _INSERT_ENTRIES,
@@ -173,7 +175,7 @@ def post(
             ],
         )
     # Sealing asks the database to check SUM(legs) = 0; afterwards the transaction is immutable.
-    uow.core().execute(_SEAL, {"txn": txn_id})
+    _SEAL.run(uow, {"txn": txn_id})
     return txn_id
 
 

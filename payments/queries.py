@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from family_accounts import acting as family
 from yibao.db import UnitOfWork
+from yibao.prepared import Prepared
 from yibao.registry import services as registry
 
 from . import ledger
@@ -49,7 +50,7 @@ def _order_for_pay_stmt() -> Any:
     )
 
 
-_ORDER_FOR_PAY = _order_for_pay_stmt()
+_ORDER_FOR_PAY = Prepared(_order_for_pay_stmt(), ("pay_order_id",))
 _ORDERS = PaymentOrder.__table__
 _MARK_PAID = _ORDERS.update().where(_ORDERS.c.id == bindparam("order_pk"))
 _SETTLEMENTS = TraceCodeSettlement.__table__
@@ -68,7 +69,7 @@ def order_for_pay_rows(uow: UnitOfWork, pay_order_id: str) -> Sequence[Row]:
     and whether the payer may have mutual-aid holders (family.may_have_mutual_aid_holders). One row per
     item: the order's columns by name, then trace_codes, has_endpoint, clearing_id, cash_id, drug_code,
     quantity, payer_status, may_have_holders."""
-    return uow.core().execute(_ORDER_FOR_PAY, {"pay_order_id": pay_order_id}).all()
+    return _ORDER_FOR_PAY.execute(uow, {"pay_order_id": pay_order_id})
 
 
 def mark_paid(uow: UnitOfWork, order_pk: int, values: dict[str, Any]) -> None:

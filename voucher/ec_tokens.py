@@ -50,8 +50,8 @@ def issue_ec_token(
     token = "ec_" + secrets.token_urlsafe(27)
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl)
-    uow.core().execute(
-        queries.INSERT_EC_TOKEN,
+    queries.INSERT_EC_TOKEN.execute(
+        uow,
         {
             "token_hash": _hash(token),
             "person_id": person_id,

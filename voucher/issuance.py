@@ -54,7 +54,7 @@ def issue_voucher(
         BINDING_NOT_ACTIVE: the binding is still pending.
     """
     # One query for the person and their subject: issuance is on the hot path of every app open.
-    actor = uow.session.execute(queries.PERSON_WITH_SUBJECT, {"person_id": person_id}).first()
+    actor = queries.PERSON_WITH_SUBJECT.first(uow, {"person_id": person_id})
     if actor is None or actor.status != "active":
         raise AppError("PERSON_SUSPENDED")
     if actor.activated_at is None:

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select
 
 from yibao import crypto
 from yibao.db import UnitOfWork
+from yibao.prepared import Prepared
 from yibao.registry.models import Person
 
 from .errors import Refusal
@@ -46,7 +47,7 @@ MAX_LENGTH = 4 + 32 + 1 + 12 + 1 + 2 + 1 + 16
 # The credential and its person in one query.
 # The credential and the columns of its person that the checks and the answer use (those of
 # queries.PERSON_BY_SUB for signed codes): no ORM entity on the scan path.
-CREDENTIAL_WITH_PERSON = (
+CREDENTIAL_WITH_PERSON = Prepared(
     select(
         OfflineCredential.secret_enc,
         OfflineCredential.ended_at,
@@ -54,7 +55,8 @@ CREDENTIAL_WITH_PERSON = (
         *SCANNED_PERSON_COLUMNS,
     )
     .join(Person, Person.id == OfflineCredential.person_id)
-    .where(OfflineCredential.id == bindparam("cid"))
+    .where(OfflineCredential.id == bindparam("cid")),
+    ("cid",),
 )
 
 
@@ -136,7 +138,7 @@ def checked(uow: UnitOfWork, content: str, now: float, audit: Any) -> CheckedOff
     """
     audit.kind = "offline"
     code = parse(content)
-    row = uow.core().execute(CREDENTIAL_WITH_PERSON, {"cid": code.credential_id}).first()
+    row = CREDENTIAL_WITH_PERSON.first(uow, {"cid": code.credential_id})
     if row is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     secret_enc, ended_at, ended_reason = row[:3]

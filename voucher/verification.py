@@ -197,14 +197,14 @@ def _checked_signed(
 ) -> tuple[Any, bool, tuple[str, str, int]]:
     """The signed-code checks up to single use: (person, suspended, (sub, jti, exp))."""
     claims = checked_claims(keyring, content, now)
-    person = uow.core().execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+    person = queries.PERSON_BY_SUB.first(uow, {"sub": claims["sub"]})
     if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     watermark = person.revoked_before_ms
     d.person_id, d.jti = person.id, claims["jti"]
     actor_watermark = 0
     if "act" in claims:
-        actor = uow.core().execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
+        actor = queries.ACTOR_BY_SUB.first(uow, {"sub": claims["act"]["sub"]})
         if actor is None:
             raise Refusal("VOUCHER_SIGNATURE_INVALID")
         d.actor_person_id, actor_watermark = actor
@@ -254,8 +254,8 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
         )
         expires_in = int((ec_exp - utcnow()).total_seconds())
         answer = Verification(ec, expires_in, ctx.business_type, _person_view(d.person), d.warnings)
-    uow.core().execute(
-        queries.INSERT_USAGE,
+    queries.INSERT_USAGE.execute(
+        uow,
         {
             "person_id": d.person_id,
             "actor_person_id": d.actor_person_id,

@@ -178,10 +178,11 @@ def _close_request_reads(_exc: BaseException | None) -> None:
 class UnitOfWork:
     """A session that rolls back unless commit() was called."""
 
+    _conn: Connection | None = None  # core()'s connection while its transaction lasts
+
     def __init__(self, factory: sessionmaker) -> None:
         self._factory = factory
         self.session: Session
-        self._conn: Connection | None = None  # core()'s connection while its transaction lasts
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()

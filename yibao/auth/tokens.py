@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, select, update
 from yibao import crypto
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
+from yibao.prepared import Prepared
 from yibao.registry.models import Person
 
 from .models import AuthSession, RefreshToken
@@ -157,17 +158,18 @@ def rotate_refresh_token(
 
 
 # Built once: every user request runs it, and building the statement cost more CPU than executing it.
-_SESSION_AND_PERSON = (
+_SESSION_AND_PERSON = Prepared(
     select(AuthSession.revoked_at, Person.id, Person.psn_no, Person.status)
     .join(Person, Person.id == AuthSession.person_id)
-    .where(AuthSession.id == bindparam("sid"))
+    .where(AuthSession.id == bindparam("sid")),
+    ("sid",),
 )
 
 
 def authenticate(uow: UnitOfWork, token: str, *, secret: str) -> CurrentUser:
     """Resolve a bearer access token to the user; the session must still be live."""
     claims = decode_access_token(secret, token)
-    row = uow.session.execute(_SESSION_AND_PERSON, {"sid": claims["sid"]}).first()
+    row = _SESSION_AND_PERSON.first(uow, {"sid": claims["sid"]})
     if row is None or row.revoked_at is not None or row.psn_no != claims["sub"]:
         raise AppError("TOKEN_INVALID")
     if row.status != "active":

@@ -1,0 +1,168 @@
+"""yibao.prepared: a statement on the driver's cursor stores and reads exactly what SQLAlchemy's
+Connection.execute does, in the unit of work's transaction, with SQLAlchemy's errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tests.support import Yb
+from voucher import queries
+from voucher.models import UsageRecord, VoucherUse
+from yibao.db import db
+from yibao.prepared import Prepared
+from yibao.registry.models import Institution
+
+USAGE = UsageRecord.__table__
+USES = VoucherUse.__table__
+# The scan's audit columns (voucher.queries.INSERT_USAGE) but the nullable references.
+NULLABLE_REFS = ("actor_person_id", "jti", "credential_id")
+COLUMNS = tuple(c for c in queries.INSERT_USAGE.params if c not in NULLABLE_REFS)
+INSERT_USAGE = Prepared(insert(USAGE), COLUMNS)
+USAGE_BY_BIZ = Prepared(
+    select(USAGE.c.person_id, USAGE.c.code, USAGE.c.created_at, USAGE.c.kind).where(
+        USAGE.c.out_biz_no == bindparam("biz")
+    ),
+    ("biz",),
+)
+INSERT_USE = Prepared(insert(USES), ("sub", "jti", "expires_at", "used_at"))
+
+
+@pytest.fixture
+def inst_id(app, client) -> int:  # type: ignore[no-untyped-def]
+    org_id = Yb(client).institution().org_id
+    with app.app_context(), db.uow(readonly=True) as uow:
+        return uow.session.scalar(select(Institution.id).where(Institution.org_id == org_id))
+
+
+def _values(biz: str, inst_id: int, **over):  # type: ignore[no-untyped-def]
+    return {
+        "person_id": None,
+        "institution_id": inst_id,
+        "business_type": "02121",
+        "operator_id": "op-1",
+        "operator_name": "收银员",
+        "device_id": "dev-1",
+        "out_biz_no": biz,
+        "result": "refused",
+        "code": None,
+        "created_at": datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8))),
+        "kind": "signed",
+        **over,
+    }
+
+
+def test_rows_written_and_read_as_sqlalchemy_does(app, inst_id) -> None:  # type: ignore[no-untyped-def]
+    """Aware datetimes (another offset), NULLs and text: a row written by Prepared reads back through
+    SQLAlchemy equal to its twin written by SQLAlchemy, and Prepared's select equals SQLAlchemy's."""
+    with app.app_context():
+        with db.uow() as uow:
+            INSERT_USAGE.execute(uow, _values("prep-1", inst_id, code="VOUCHER_EXPIRED"))
+            uow.core().execute(insert(USAGE), _values("sa-1", inst_id, code="VOUCHER_EXPIRED"))
+            uow.commit()
+        with db.uow(readonly=True) as uow:
+            cols = (USAGE.c.person_id, USAGE.c.code, USAGE.c.created_at, USAGE.c.kind)
+            ours = uow.core().execute(select(*cols).where(USAGE.c.out_biz_no == "prep-1")).one()
+            theirs = uow.core().execute(select(*cols).where(USAGE.c.out_biz_no == "sa-1")).one()
+            assert tuple(ours) == tuple(theirs)
+            assert ours.created_at == datetime(2026, 12, 1, 0, 30, 15, 123456, tzinfo=UTC)
+            read = USAGE_BY_BIZ.execute(uow, {"biz": "sa-1"})
+            assert [tuple(r) for r in read] == [tuple(theirs)]
+            assert read[0].created_at.tzinfo is not None and read[0].code == "VOUCHER_EXPIRED"
+            assert USAGE_BY_BIZ.execute(uow, {"biz": "nobody"}) == []
+
+
+def test_runs_in_the_unit_of_work_s_transaction(app, inst_id) -> None:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        with db.uow() as uow:
+            INSERT_USAGE.execute(uow, _values("rolled-back", inst_id))
+            assert len(USAGE_BY_BIZ.execute(uow, {"biz": "rolled-back"})) == 1  # seen inside
+            uow.rollback()
+        with db.uow(readonly=True) as uow:
+            assert USAGE_BY_BIZ.execute(uow, {"biz": "rolled-back"}) == []
+
+
+def test_a_missing_value_is_refused_before_anything_is_sent(app, inst_id) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    engine = app.extensions["yibao.db"]["engine"]
+
+    def count(_conn, _cursor, statement, *_):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    with app.app_context(), db.uow() as uow:
+        uow.core()  # the transaction's own BEGIN is not what is counted
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            values = _values("no-kind", inst_id)
+            del values["kind"]
+            with pytest.raises(KeyError):
+                INSERT_USAGE.execute(uow, values)
+            assert seen == []
+            INSERT_USAGE.execute(uow, _values("counted", inst_id))
+            assert len(seen) == 1 and seen[0].startswith("INSERT INTO voucher_usage")
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+
+
+def test_parameters_must_be_those_the_statement_binds() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    wrong = Prepared(select(USAGE.c.id).where(USAGE.c.out_biz_no == bindparam("biz")), ("biz", "extra"))
+    with pytest.raises(ValueError, match="not those named"):
+        wrong._compile(sqlite.dialect())
+
+
+def test_a_unique_violation_is_sqlalchemy_s_integrity_error(app) -> None:  # type: ignore[no-untyped-def]
+    row = {"sub": "s-dup", "jti": "j-dup", "expires_at": datetime(2026, 12, 2, tzinfo=UTC)}
+    with app.app_context():
+        with db.uow() as uow:
+            INSERT_USE.execute(uow, {**row, "used_at": datetime.now(UTC)})
+            uow.commit()
+        with db.uow() as uow, pytest.raises(IntegrityError):
+            INSERT_USE.execute(uow, {**row, "used_at": datetime.now(UTC)})
+        with db.uow(readonly=True) as uow:
+            count = uow.core().execute(select(USES.c.id).where(USES.c.sub == "s-dup")).all()
+            assert len(count) == 1
+
+
+def test_a_lost_connection_is_operational_error_and_the_next_work_reconnects(app, is_postgres) -> None:  # type: ignore[no-untyped-def]
+    """The backend is killed under an open unit of work: OperationalError (answered 503 by the
+    service) with the connection invalidated; the next unit of work gets a fresh connection."""
+    if not is_postgres:
+        pytest.skip("an in-process SQLite connection cannot be lost")
+    from sqlalchemy import text
+
+    with app.app_context():
+        with db.uow() as uow:
+            pid = uow.core().execute(text("SELECT pg_backend_pid()")).scalar()
+            with db.autocommit() as other:
+                other.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(OperationalError) as err:
+                USAGE_BY_BIZ.execute(uow, {"biz": "x"})
+            assert err.value.connection_invalidated
+        with db.uow(readonly=True) as uow:
+            assert USAGE_BY_BIZ.execute(uow, {"biz": "x"}) == []
+
+
+def test_a_statement_s_own_constants_keep_their_values(app, inst_id) -> None:  # type: ignore[no-untyped-def]
+    """Literals of the statement (`result = 'refused'`, SET kind = 'offline') are bound by SQLAlchemy
+    as parameters; they keep their value, and only the named ones come from the caller."""
+    from sqlalchemy import update
+
+    relabel = Prepared(
+        update(USAGE)
+        .where(USAGE.c.out_biz_no == bindparam("biz"), USAGE.c.result == "refused")
+        .values(kind="offline"),
+        ("biz",),
+    )
+    with app.app_context(), db.uow() as uow:
+        INSERT_USAGE.execute(uow, _values("const-1", inst_id))
+        INSERT_USAGE.execute(uow, _values("const-2", inst_id, result="accepted"))
+        assert relabel.run(uow, {"biz": "const-1"}) == 1
+        assert relabel.run(uow, {"biz": "const-2"}) == 0  # accepted: the where's constant holds
+        kinds = {biz: USAGE_BY_BIZ.execute(uow, {"biz": biz})[0].kind for biz in ("const-1", "const-2")}
+        assert kinds == {"const-1": "offline", "const-2": "signed"}
+        uow.rollback()

@@ -1,0 +1,146 @@
+"""Prebuilt statements run on the driver's cursor: the hot paths' few statements without SQLAlchemy's
+per-execution machinery (execution context, result wrapping, event dispatch), on both databases.
+
+    USE = Prepared(insert(VoucherUse.__table__), ("sub", "jti", "expires_at", "used_at"))
+    USE.execute(uow, {"sub": ..., ...})     # -> rows (NamedTuples of the selected columns, with _mapping)
+    MOVE.run(uow, {...})                    # -> the driver's rowcount (an UPDATE or DELETE)
+
+What stays exactly as with `Connection.execute`:
+
+* the statement text is SQLAlchemy's own compilation for the dialect (built once per dialect), and
+  every value goes through the column type's bind processor, every selected value through its result
+  processor (UTCDateTime, JSON, Boolean on SQLite...), so what is stored and read is the same;
+* it runs on the unit of work's connection, inside its transaction (the SQLite BEGIN IMMEDIATE and the
+  writer turn included): commit and rollback are the unit of work's, as before;
+* a driver error is raised as SQLAlchemy's wrapped error (IntegrityError, OperationalError...), so the
+  service's handlers answer it as before (a lost database is 503 DATABASE_UNAVAILABLE), and a
+  disconnect invalidates the connection (and with it the pool) as SQLAlchemy would;
+* listeners of the engine's before_cursor_execute event still see each statement (the tests that
+  count statements on the wire count these too).
+
+What is asked of a caller: name every parameter at construction (`params`): no Python-side column
+defaults are applied here, so an INSERT lists each column it writes and a value must be given for each
+(a missing one is a KeyError, never a silent NULL). INSERTs are compiled inline: no implicit RETURNING
+of the new primary key.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.expression import Executable
+
+from yibao.db import UnitOfWork
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: tuple[str, ...] | None  # the parameters' order for a positional (qmark) driver
+    constants: tuple[tuple[str, Any], ...]  # (name, value) of the statement's own bound constants
+    binds: tuple[tuple[str, Any], ...]  # (name, bind processor) of the parameters that have one
+    row: Any  # NamedTuple class of the selected columns, or None
+    results: tuple[Any, ...]  # a result processor (or None) per selected column
+
+
+class Prepared:
+    """One statement, compiled once per dialect, executed on the DBAPI cursor of a unit of work."""
+
+    def __init__(self, statement: Executable, params: Sequence[str]) -> None:
+        if isinstance(statement, Insert):
+            statement = statement.inline()  # no implicit RETURNING of the primary key
+        self.statement = statement
+        self.params = tuple(params)
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self.statement.compile(dialect=dialect, column_keys=list(self.params))
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        unknown = set(self.params) - set(by_name)
+        unnamed = {n for n, b in by_name.items() if n not in self.params and b.required}
+        if unknown or unnamed:
+            raise ValueError(
+                f"statement parameters {sorted(by_name)} are not those named {sorted(self.params)}"
+            )
+        # the statement's own constants (`balance + :fen >= 0`, `state = 'in_progress'`) keep their value
+        constants = tuple((n, b.effective_value) for n, b in by_name.items() if n not in self.params)
+        processors = compiled._bind_processors  # noqa: SLF001 - the compiled statement's own processors
+        binds = tuple((name, processors[name]) for name in by_name if name in processors)
+        columns = compiled._result_columns  # noqa: SLF001 - (keyname, name, objects, type) per column
+        row = _row_class([c.keyname for c in columns]) if columns else None
+        results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
+        positional = tuple(compiled.positiontup or ()) if compiled.positional else None
+        return _Compiled(compiled.string, positional, constants, binds, row, results)
+
+    def execute(self, uow: UnitOfWork, values: Mapping[str, Any]) -> list[Any]:
+        """Run with these values in the unit of work's transaction; the selected rows (or [])."""
+        return self._execute(uow, values)[0]
+
+    def first(self, uow: UnitOfWork, values: Mapping[str, Any]) -> Any:
+        """The first selected row, or None."""
+        rows = self._execute(uow, values)[0]
+        return rows[0] if rows else None
+
+    def run(self, uow: UnitOfWork, values: Mapping[str, Any]) -> int:
+        """Run with these values in the unit of work's transaction; how many rows it changed."""
+        return self._execute(uow, values)[1]
+
+    def _execute(self, uow: UnitOfWork, values: Mapping[str, Any]) -> tuple[list[Any], int]:
+        conn = uow.core()
+        dialect = conn.dialect
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = self._compile(dialect)
+        params = {name: values[name] for name in self.params}
+        params.update(compiled.constants)
+        for name, process in compiled.binds:
+            params[name] = process(params[name])
+        args: Any = params if compiled.positional is None else [params[n] for n in compiled.positional]
+        return _run(conn, compiled, args)
+
+
+def _row_class(names: list[str]) -> Any:
+    """A NamedTuple of the selected columns that also offers SQLAlchemy Row's `_mapping`."""
+    base = namedtuple("Row", names)  # noqa: PYI024 - built at run time from the statement
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(lambda r: r._asdict())})
+
+
+def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], int]:
+    dbapi_conn = conn.connection.driver_connection
+    engine = conn.engine
+    listeners = engine.dispatch.before_cursor_execute
+    cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
+    try:
+        for listener in listeners:
+            listener(conn, cursor, compiled.sql, args, None, False)
+        cursor.execute(compiled.sql, args)
+        count = cursor.rowcount
+        if compiled.row is None:
+            return [], count
+        rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+        if disconnect:  # as SQLAlchemy's own handler: the whole pool, then this connection
+            engine.pool._invalidate(conn.connection, exc)  # noqa: SLF001
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.sql,
+            args,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnect,
+            dialect=conn.dialect,
+        ) from exc
+    finally:
+        cursor.close()
+    row, results = compiled.row, compiled.results
+    if not any(results):
+        return [row(*r) for r in rows], count
+    return [row(*(v if p is None else p(v) for p, v in zip(results, r, strict=True))) for r in rows], count
