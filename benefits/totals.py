@@ -77,7 +77,13 @@ _LOCK_VALUES = {
     .returning(_TOTALS.c.id, *(_TOTALS.c[c] for c in COUNTED_COLUMNS))
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
-_WRITE = _TOTALS.update().where(_TOTALS.c.id == bindparam("totals_id"))
+# The count of a settlement, every value a bind named totals_<column> (the statement may be one part of a
+# caller's larger statement: hospital_pay's PostgreSQL CTE).
+WRITE = (
+    _TOTALS.update()
+    .where(_TOTALS.c.id == bindparam("totals_id"))
+    .values({c: bindparam(f"totals_{c}") for c in (*COUNTED_COLUMNS, "updated_at")})
+)
 
 
 def lock_values(uow: UnitOfWork, person_id: int, year: int, now: datetime) -> Row:
@@ -87,9 +93,9 @@ def lock_values(uow: UnitOfWork, person_id: int, year: int, now: datetime) -> Ro
     return uow.core().execute(_LOCK_VALUES[uow.dialect], params).one()
 
 
-def write(uow: UnitOfWork, totals_id: int, values: Mapping[str, Any], now: datetime) -> None:
-    """One UPDATE of the locked row with the values `added` computed."""
-    uow.core().execute(_WRITE, {"totals_id": totals_id, **values, "updated_at": now})
+def write_params(totals_id: int, values: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """WRITE's parameters: the locked row's id and the values `added` computed."""
+    return {"totals_id": totals_id, "totals_updated_at": now, **{f"totals_{c}": v for c, v in values.items()}}
 
 
 def as_totals(row: Any) -> sp.Totals:

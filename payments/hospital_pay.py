@@ -27,11 +27,11 @@ from yibao.db import UnitOfWork
 from yibao.errors import AppError
 from yibao.registry.models import Institution, Person
 
-from . import ledger, orders, payers, queries, webhooks
+from . import ledger, orders, payers, webhooks
 from .hospital import FUNDS, compute_split, fund_account
 from .hospital_models import HospitalSettlement
 from .hospital_views import SPLIT_FIELDS
-from .models import Account
+from .models import Account, PaymentOrder
 
 
 def _settlement_for_pay_stmt() -> Any:
@@ -81,8 +81,42 @@ def _settlement_for_pay_stmt() -> Any:
 
 
 _SETTLEMENT_FOR_PAY = _settlement_for_pay_stmt()
-_HS = HospitalSettlement.__table__
-_SETTLED = _HS.update().where(_HS.c.order_id == bindparam("order_pk"))
+_HS, _ORDERS = HospitalSettlement.__table__, PaymentOrder.__table__
+_SETTLED_COLUMNS = ("split", "counted", "policy_id", "policy_version", "year", "day", "counts_for_day")
+_PAID_COLUMNS = ("status", "fund_pay_fen", "account_pay_fen", "mutual_aid_pay_fen", "cash_pay_fen")
+_SETTLED = (
+    _HS.update()
+    .where(_HS.c.order_id == bindparam("order_pk"))
+    .values({c: bindparam(f"hs_{c}") for c in _SETTLED_COLUMNS})
+)
+_PAID = (
+    _ORDERS.update()
+    .where(_ORDERS.c.id == bindparam("order_pk"))
+    .values({c: bindparam(f"order_{c}") for c in (*_PAID_COLUMNS, "paid_at", "updated_at")})
+)
+# PostgreSQL: the three writes of a paid settlement in one statement (data-modifying CTEs run exactly
+# once, to completion, whether or not the main statement reads them). SQLite has no such CTEs: three.
+_COUNTED_SETTLED_PAID = _PAID.add_cte(
+    benefit_totals.WRITE.cte("totals_counted"), _SETTLED.cte("settlement_final")
+)
+
+
+def _write_paid(
+    uow: UnitOfWork,
+    order_id: int,
+    totals: dict[str, Any],
+    settled: dict[str, Any],
+    paid: dict[str, Any],
+) -> None:
+    """Count the settlement in the locked totals row (`totals`: benefit_totals.write_params), record the
+    final split in its hospital_settlements row and mark the order paid."""
+    hs = {"order_pk": order_id, **{f"hs_{c}": v for c, v in settled.items()}}
+    order = {"order_pk": order_id, **{f"order_{c}": v for c, v in paid.items()}}
+    if uow.dialect == "postgresql":
+        uow.core().execute(_COUNTED_SETTLED_PAID, {**totals, **hs, **order})
+        return
+    for stmt, params in ((benefit_totals.WRITE, totals), (_SETTLED, hs), (_PAID, order)):
+        uow.core().execute(stmt, params)
 
 
 def _settlement_for_pay(uow: UnitOfWork, order_id: int, day: Any) -> Row:
@@ -187,12 +221,7 @@ def pay(
         at=now,
     )
     counted = s.counted()
-    benefit_totals.write(
-        uow,
-        totals.id,
-        benefit_totals.added(totals, counted, deductible=(s.med_type, s.deductible_fen), sign=1),
-        now,
-    )
+    totals_after = benefit_totals.added(totals, counted, deductible=(s.med_type, s.deductible_fen), sign=1)
     split = {**s.fields(), "policy_region": region}
     settled = {
         "split": split,
@@ -203,7 +232,6 @@ def pay(
         "day": day,
         "counts_for_day": s.med_type == "outpatient",
     }
-    uow.core().execute(_SETTLED, {"order_pk": order.id, **settled})
     paid = {
         "status": "paid",
         "fund_pay_fen": s.fund_pay_fen,
@@ -213,7 +241,7 @@ def pay(
         "paid_at": now,
         "updated_at": now,
     }
-    queries.mark_paid(uow, order.id, paid)
+    _write_paid(uow, order.id, benefit_totals.write_params(totals.id, totals_after, now), settled, paid)
     # The answer from what is in memory: the split's view fields ride on the order's values.
     paid_order = orders.OrderValues.of(order, **paid, split_view={k: split[k] for k in SPLIT_FIELDS})
     webhooks.enqueue(
