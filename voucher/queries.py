@@ -26,19 +26,19 @@ PERSON_WITH_SUBJECT = (
     .outerjoin(Subject, Subject.person_id == Person.id)
     .where(Person.id == bindparam("person_id"))
 )
-# Verification: whose code it is (the columns the checks and the answer use), with the revocation
-# watermark.
+# Verification: whose code it is (the columns the checks and the answer use; offline.ScannedPerson
+# names them for YO1 codes), with the revocation watermark.
+SCANNED_PERSON_COLUMNS = (
+    Person.id,
+    Person.psn_no,
+    Person.status,
+    Person.insurance_type,
+    Person.insured_region,
+    Person.name_masked,
+    Person.id_number_masked,
+)
 PERSON_BY_SUB = (
-    select(
-        Person.id,
-        Person.psn_no,
-        Person.status,
-        Person.insurance_type,
-        Person.insured_region,
-        Person.name_masked,
-        Person.id_number_masked,
-        Subject.revoked_before_ms,
-    )
+    select(*SCANNED_PERSON_COLUMNS, Subject.revoked_before_ms)
     .join(Subject, Subject.person_id == Person.id)
     .where(Subject.sub == bindparam("sub"))
 )
@@ -54,4 +54,4 @@ _INSERT_USE_IF_NEW = {
 
 def insert_use_if_new(uow: UnitOfWork, values: dict[str, Any]) -> bool:
     """Insert the single-use row; False when the (sub, jti) row exists already."""
-    return uow.session.execute(_INSERT_USE_IF_NEW[uow.dialect], values).first() is not None
+    return uow.core().execute(_INSERT_USE_IF_NEW[uow.dialect], values).first() is not None
