@@ -1,4 +1,5 @@
-"""Benefit policies in the database: versioned writes, the current version, the nearest-ancestor lookup.
+"""Benefit policies in the database: versioned writes, the current version, the nearest-ancestor lookup,
+and the per-worker cache of parsed versions.
 
 No Flask here. The document format and its validation are in policy.py.
 """
@@ -6,9 +7,10 @@ No Flask here. The document format and its validation are in policy.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, String, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from yibao.db import UnitOfWork
@@ -102,3 +104,55 @@ def by_id(uow: UnitOfWork, policy_id: int) -> pol.Policy:
     row = uow.session.get(BenefitPolicy, policy_id)
     assert row is not None
     return pol.parse(row.document, version=row.version)
+
+
+# A stored version never changes: the database refuses any UPDATE of a benefit_policies row
+# (migration b0002). So a version once parsed is what every later read of it would parse, and each
+# worker keeps it. The key carries created_at besides (id, version): a database emptied and refilled
+# (TRUNCATE ... RESTART IDENTITY, a restored copy) may reuse an id and a version number, never the
+# instant the row was written.
+_PARSED: dict[tuple[int, int, datetime], pol.Policy] = {}
+_PARSED_MAX = 1024  # versions of regions x insurance types x years: far more than a province has
+_POLICIES = BenefitPolicy.__table__
+_DOCUMENT = select(_POLICIES.c.document).where(_POLICIES.c.id == bindparam("policy_id"))
+
+
+def parsed(uow: UnitOfWork, policy_id: int, version: int, created_at: datetime) -> pol.Policy:
+    """The parsed policy of this stored version: from the worker's cache, or read (one statement) once."""
+    key = (policy_id, version, created_at)
+    found = _PARSED.get(key)
+    if found is None:
+        document = uow.core().execute(_DOCUMENT, {"policy_id": policy_id}).scalar_one()
+        found = pol.parse(document, version=version)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = found
+    return found
+
+
+def applicable_id_of(
+    insured_region: ColumnElement[str], insurance_type: ColumnElement[str], year: ColumnElement[int]
+) -> ScalarSelect[int]:
+    """`applicable`'s choice as a subquery of the caller's statement: the id of the current version of
+    the first region of candidate_regions(insured_region) that has a policy (NULL: none).
+
+    The candidates are the code with ever more of its trailing digits zeroed (code, code[:4]+"00",
+    code[:2]+"0000", six-digit codes), so the nearest one is the greatest: ORDER BY region DESC (an
+    ORDER BY naming the outer row's columns is not something SQLite resolves in a correlated subquery).
+    """
+    candidate = _POLICIES.alias("candidate")  # the caller may join benefit_policies on this id
+    c = candidate.c
+    parent = func.substr(insured_region, 1, 4, type_=String).concat("00")
+    province = func.substr(insured_region, 1, 2, type_=String).concat("0000")
+    return (
+        select(c.id)
+        .where(
+            c.region.in_([insured_region, parent, province]),
+            c.insurance_type == insurance_type,
+            c.year == year,
+        )
+        .order_by(c.region.desc(), c.version.desc())
+        .limit(1)
+        .correlate_except(candidate)
+        .scalar_subquery()
+    )

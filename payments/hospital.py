@@ -1,9 +1,10 @@
-"""Hospital settlement (issue 15, 一站式结算): placing and paying an order whose bill is split between the
-pooled fund, serious-illness insurance, medical assistance and the person (benefits/split.py). Refunds
-are in hospital_refunds.py, what the split adds to the views in hospital_views.py.
+"""Hospital settlement (issue 15, 一站式结算): placing an order whose bill is split between the pooled
+fund, serious-illness insurance, medical assistance and the person (benefits/split.py), and what placing,
+paying and refunding share (the split's call, the funding accounts). Paying is in hospital_pay.py,
+refunds in hospital_refunds.py, what the split adds to the views in hospital_views.py.
 
-orders.py and settlement.py dispatch here (refunds.py to hospital_refunds.py) for orders with a
-`med_type`; v1 orders never come here.
+orders.py dispatches here for orders with a `med_type` (settlement.py to hospital_pay.py, refunds.py to
+hospital_refunds.py); v1 orders never come here.
 Ledger: one funding account per fund and policy region (system_name `hifp:532900`, `hifmi:…`, `maf:…`)
 pays beside the personal accounts and cash; the institution's clearing account receives the total.
 """
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from benefits import policies
+from benefits import policy as pol
 from benefits import split as sp
 from benefits import totals as benefit_totals
 from supervision import checks as supervision
@@ -28,9 +30,9 @@ from yibao.china_time import china_date
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 from yibao.registry import services as registry
-from yibao.registry.models import Institution, Person
+from yibao.registry.models import Institution
 
-from . import grants, ledger, orders, payers, webhooks
+from . import grants, ledger, orders, payers
 from .errors import HOSPITAL_SCOPE_NOT_ALLOWED
 from .hospital_models import HospitalSettlement
 from .models import Account, OrderItem, PaymentGrant, PaymentOrder
@@ -91,30 +93,31 @@ def _first_outpatient_today(
     return other is None
 
 
-def _compute(
-    uow: UnitOfWork,
+def compute_split(
+    policy: pol.Policy,
     *,
-    person: Person,
-    inst: Institution,
     med_type: str,
+    level: str,
+    person: sp.Person,
     lines: Sequence[sp.Line],
-    found: policies.Found,
     totals: sp.Totals,
-    day: Any,
-    order_id: int,
+    deductible_applies: bool,
     own_balance: int,
     holders: Sequence[tuple[int, int]],
 ) -> sp.Split:
+    """benefits.split.compute, its AmountTooLarge as the API's error.
+
+    Raises: AMOUNT_TOO_LARGE.
+    """
     try:
         return sp.compute(
-            found.policy,
+            policy,
             med_type=med_type,
-            level=inst.level,
-            person=sp.Person(retired=person.retired, assistance_category=person.assistance_category),
+            level=level,
+            person=person,
             lines=lines,
             totals=totals,
-            deductible_applies=med_type == "inpatient"
-            or _first_outpatient_today(uow, person.id, inst.id, day, order_id),
+            deductible_applies=deductible_applies,
             account_balance_fen=own_balance,
             holder_balances=holders,
         )
@@ -172,16 +175,14 @@ def create_order(
     )
     own = ledger.personal_account(uow, payer.id)
     holders = payers.holder_accounts(uow, payer.id)
-    s = _compute(
-        uow,
-        person=payer,
-        inst=inst,
+    s = compute_split(
+        found.policy,
         med_type=med_type,
+        level=inst.level,
+        person=sp.Person(retired=payer.retired, assistance_category=payer.assistance_category),
         lines=lines,
-        found=found,
         totals=benefit_totals.as_totals(benefit_totals.read(uow, payer.id, day.year)),
-        day=day,
-        order_id=0,
+        deductible_applies=med_type == "inpatient" or _first_outpatient_today(uow, payer.id, inst.id, day, 0),
         own_balance=own.balance_fen if own else 0,
         holders=[(a.id, a.balance_fen) for a in holders],
     )
@@ -267,116 +268,3 @@ def fund_account(uow: UnitOfWork, fund: str, region: str) -> int:
         return acct.id
     except IntegrityError:
         return uow.session.scalar(select(Account.id).where(Account.system_name == name))
-
-
-def pay(
-    uow: UnitOfWork,
-    order: PaymentOrder,
-    *,
-    keys: Sequence[str],
-    has_endpoint: bool,
-    clearing: int | None,
-    cash: int | None,
-    lines: Sequence[tuple[str, int]],
-    now: datetime,
-) -> orders.CheckedOrder:
-    """Pay a locked hospital order: compute the split again under the totals and account locks (final);
-    supervision's order rules again under the person's supervision lock (taken last, as for a pharmacy's
-    pay), and the sale counted. `lines` are the order's (item_code, quantity).
-
-    Raises: ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
-    BENEFIT_POLICY_MISSING, SUPERVISION_BLOCKED, TRACE_CODE_ALREADY_SETTLED.
-    """
-    orders.transition(order, "paid")
-    if now - order.created_at > orders.PAY_WINDOW:
-        raise AppError("ORDER_EXPIRED")
-    if registry.person_status_locked(uow, order.payer_person_id) != "active":
-        raise AppError("PERSON_SUSPENDED")
-    if order.actor_person_id is not None:
-        source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
-        payers.recheck_actor(
-            uow, actor_person_id=order.actor_person_id, payer_person_id=order.payer_person_id, source=source
-        )
-    hs = uow.session.get(HospitalSettlement, order.id)
-    assert hs is not None
-    person = registry.person_by_id(uow, order.payer_person_id)
-    inst = uow.session.get(Institution, order.institution_id)
-    assert person is not None and inst is not None
-    day = china_date(now)
-    found = policies.applicable(
-        uow, insured_region=person.insured_region, insurance_type=person.insurance_type, year=day.year
-    )
-    row = benefit_totals.lock(uow, person.id, day.year)  # before the accounts, as in refunds
-    holder_pids = payers.holder_person_ids(uow, person.id)
-    locked = ledger.lock_accounts_of(uow, [person.id, *holder_pids])
-    own = locked.get(person.id)
-    holders = [locked[pid] for pid in holder_pids if pid in locked]
-    bill = [sp.Line(ln["category"], ln["quantity"], ln["unit_price_fen"]) for ln in hs.lines]
-    s = _compute(
-        uow,
-        person=person,
-        inst=inst,
-        med_type=hs.med_type,
-        lines=bill,
-        found=found,
-        totals=benefit_totals.as_totals(row),
-        day=day,
-        order_id=order.id,
-        own_balance=own[1] if own else 0,
-        holders=holders,
-    )
-    verdict = supervision.check_order(
-        uow,
-        person_id=person.id,
-        institution_id=inst.id,
-        lines=lines,
-        stage="pay",
-        order_ref=order.pay_order_id,
-        now=now,
-    )
-    supervision.record_sale(
-        uow, person_id=person.id, institution_id=inst.id, lines=lines, order_ref=order.pay_order_id, at=now
-    )
-    if keys:
-        from .settlement import settle_codes  # settlement.py dispatches here: imported at call time
-
-        settle_codes(uow, keys, order.id, now)
-    if clearing is None or cash is None:
-        clearing, cash = ledger.settlement_accounts(uow, order.institution_id)
-    region = found.row.region
-    legs = [
-        (fund_account(uow, f, region), -getattr(s, f"{f}_pay_fen"))
-        for f in FUNDS
-        if getattr(s, f"{f}_pay_fen")
-    ]
-    legs += [(acct_id, -fen) for acct_id, fen in s.mutual_aid]
-    if own:
-        legs.append((own[0], -s.account_pay_fen))
-    legs += [(cash, -s.cash_pay_fen), (clearing, s.total_fen)]
-    ledger.post(
-        uow,
-        kind="payment",
-        legs=legs,
-        order_id=order.id,
-        personal_ids=([own[0]] if own else []) + [a for a, _ in holders],
-        at=now,
-    )
-    counted = s.counted()
-    benefit_totals.add(row, counted, deductible=(s.med_type, s.deductible_fen), sign=1)
-    hs.split = {**s.fields(), "policy_region": region}
-    hs.counted = counted
-    hs.policy_id, hs.policy_version, hs.year, hs.day = found.row.id, found.row.version, day.year, day
-    hs.counts_for_day = s.med_type == "outpatient"
-    _apply_split(order, s)
-    order.paid_at = now
-    order.updated_at = now
-    uow.session.flush()
-    webhooks.enqueue(
-        uow,
-        institution_id=order.institution_id,
-        type="payment.paid",
-        data=orders.order_view(order),
-        now=now,
-        has_endpoint=has_endpoint,
-    )
-    return orders.CheckedOrder(order, verdict.warnings)

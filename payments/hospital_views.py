@@ -10,6 +10,7 @@ from benefits import split
 
 from .hospital_models import HospitalSettlement
 from .models import PaymentOrder, Refund
+from .orders import OrderValues
 
 # What the split adds to the order view: the contract's split fields less those the order row already has.
 SPLIT_FIELDS = tuple(
@@ -17,10 +18,13 @@ SPLIT_FIELDS = tuple(
 )
 
 
-def order_extra(order: PaymentOrder) -> dict[str, Any]:
-    """The split fields a hospital order adds to the order view ({} for a v1 order)."""
+def order_extra(order: PaymentOrder | OrderValues) -> dict[str, Any]:
+    """The split fields a hospital order adds to the order view ({} for a v1 order): those pay left on
+    its values (`split_view`, no statement), else those of its settlement row."""
     if order.med_type is None:
         return {}
+    if isinstance(order, OrderValues):
+        return dict(order.split_view) if hasattr(order, "split_view") else {}
     session = object_session(order)
     hs = session.get(HospitalSettlement, order.id) if session is not None else None
     if hs is None:

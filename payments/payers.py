@@ -3,13 +3,17 @@ and the mutual-aid holders whose accounts cover what the payer's own account can
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
 from family_accounts import acting as family
 from yibao.db import UnitOfWork
 from yibao.errors import AppError
 from yibao.registry import services as registry
 
 from . import ledger
-from .models import Account
+from .models import Account, PaymentGrant
 
 
 def acting_member(uow: UnitOfWork, actor_person_id: int, on_behalf_of: str | None, action: str) -> int:
@@ -45,6 +49,24 @@ def recheck_actor(uow: UnitOfWork, *, actor_person_id: int | None, payer_person_
         != payer_person_id
     ):
         raise AppError("NOT_PERMITTED")
+
+
+_GRANTS = PaymentGrant.__table__
+_GRANT_SOURCE = select(_GRANTS.c.source).where(_GRANTS.c.id == bindparam("grant_id"))
+
+
+def recheck_order_actor(uow: UnitOfWork, order: Any) -> None:
+    """recheck_actor for an order being paid (`order`: its columns): the binding of whoever acted for
+    the payer may have ended since the order was placed; the grant's source read only then.
+
+    Raises: NOT_PERMITTED (and the codes of family_accounts.acting.acting_permission).
+    """
+    if order.actor_person_id is None:
+        return
+    source = uow.core().execute(_GRANT_SOURCE, {"grant_id": order.grant_id}).scalar()
+    recheck_actor(
+        uow, actor_person_id=order.actor_person_id, payer_person_id=order.payer_person_id, source=source
+    )
 
 
 def holder_person_ids(uow: UnitOfWork, payer_id: int, *, filed: bool = True) -> list[int]:

@@ -8,15 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, select
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import Row
 
 from supervision import checks as supervision
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
 
 from . import faults, ledger, money, orders, payers, queries, webhooks
-from .models import PaymentGrant, PaymentOrder
 
 
 @dataclass(frozen=True)
@@ -59,14 +57,6 @@ def _order_for_pay(uow: UnitOfWork, pay_order_id: str, institution_id: int) -> _
     )
 
 
-def _orm_order(uow: UnitOfWork, row: Row) -> PaymentOrder:
-    """The locked order as an ORM object in the session, from the columns already read (no statement)."""
-    order = PaymentOrder(**{c.key: getattr(row, c.key) for c in PaymentOrder.__table__.c})
-    make_transient_to_detached(order)
-    uow.session.add(order)
-    return order
-
-
 def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> orders.CheckedOrder:
     """Settle atomically: debit the accounts, settle traceability codes, post the ledger, mark paid.
 
@@ -80,11 +70,13 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
     got = _order_for_pay(uow, pay_order_id, institution_id)
     order = got.order
     if order.med_type is not None:  # a hospital settlement (issue 15): its own split and ledger legs
-        from . import hospital
+        from . import hospital_pay
 
-        return hospital.pay(
+        return hospital_pay.pay(
             uow,
-            _orm_order(uow, order),
+            order,
+            payer_status=got.payer_status,
+            may_have_holders=got.may_have_holders,
             keys=got.keys,
             has_endpoint=got.has_endpoint,
             clearing=got.clearing,
@@ -100,14 +92,7 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
     # The payer may have been suspended since the order was placed: a suspended account pays nothing.
     if got.payer_status != "active":
         raise AppError("PERSON_SUSPENDED")
-    if order.actor_person_id is not None:  # the binding may have ended since the order was placed
-        source = uow.session.scalar(select(PaymentGrant.source).where(PaymentGrant.id == order.grant_id))
-        payers.recheck_actor(
-            uow,
-            actor_person_id=order.actor_person_id,
-            payer_person_id=order.payer_person_id,
-            source=source,
-        )
+    payers.recheck_order_actor(uow, order)  # the binding may have ended since the order was placed
     holder_pids = payers.holder_person_ids(uow, order.payer_person_id, filed=got.may_have_holders)
     # One round trip locks the payer's and the holders' accounts: the balances we split on stay true.
     locked = ledger.lock_accounts_of(uow, [order.payer_person_id, *holder_pids])
