@@ -71,7 +71,6 @@ class RequestWork(UnitOfWork):
 
     def __init__(self, owner: UnitOfWork) -> None:
         self.session = owner.session
-        self._conn = None  # core()'s cache (UnitOfWork.__init__ is not called): the same session's connection
 
     def commit(self) -> None:
         raise ViewCommitRefused(
