@@ -279,10 +279,12 @@ def pay(
     cash: int | None,
     lines: Sequence[tuple[str, int]],
     now: datetime,
+    rules_version: int | None = None,
 ) -> orders.CheckedOrder:
     """Pay a locked hospital order: compute the split again under the totals and account locks (final);
     supervision's order rules again under the person's supervision lock (taken last, as for a pharmacy's
-    pay), and the sale counted. `lines` are the order's (item_code, quantity).
+    pay), and the sale counted. `lines` are the order's (item_code, quantity); `rules_version` what the
+    first statement read (supervision.rules_version_column).
 
     Raises: ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
     BENEFIT_POLICY_MISSING, SUPERVISION_BLOCKED, TRACE_CODE_ALREADY_SETTLED.
@@ -333,6 +335,7 @@ def pay(
         stage="pay",
         order_ref=order.pay_order_id,
         now=now,
+        rules_version=rules_version,
     )
     supervision.record_sale(
         uow, person_id=person.id, institution_id=inst.id, lines=lines, order_ref=order.pay_order_id, at=now

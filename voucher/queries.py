@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from supervision import checks as supervision
 from yibao.db import UnitOfWork
 from yibao.registry.models import Person
 
@@ -27,7 +28,7 @@ PERSON_WITH_SUBJECT = (
     .where(Person.id == bindparam("person_id"))
 )
 # Verification: whose code it is (the columns the checks and the answer use), with the revocation
-# watermark.
+# watermark and supervision's rules version (for check_scan: no round trip of its own).
 PERSON_BY_SUB = (
     select(
         Person.id,
@@ -38,6 +39,7 @@ PERSON_BY_SUB = (
         Person.name_masked,
         Person.id_number_masked,
         Subject.revoked_before_ms,
+        supervision.rules_version_column(),
     )
     .join(Subject, Subject.person_id == Person.id)
     .where(Subject.sub == bindparam("sub"))

@@ -107,6 +107,7 @@ class _Decision:
     warnings: list[dict[str, Any]] = field(default_factory=list)  # the warn rules broken, when accepted
     kind: str = "signed"  # | "offline" (a YO1 code)
     credential_id: str | None = None
+    rules_version: int | None = None  # supervision's, read with the person (first statement)
 
 
 def verify_voucher(
@@ -201,7 +202,7 @@ def _checked_signed(
     if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     watermark = person.revoked_before_ms
-    d.person_id, d.jti = person.id, claims["jti"]
+    d.person_id, d.jti, d.rules_version = person.id, claims["jti"], person.rules_version
     actor_watermark = 0
     if "act" in claims:
         actor = uow.session.execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
@@ -292,6 +293,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
             institution_region=ctx.institution_region,
             scan_ref=f"vc_{sub}.{jti}",
             now=now,
+            rules_version=d.rules_version,  # the rules as of the request's first statement
         )
     except supervision.SupervisionBlocked as exc:
         d.code, d.blocked = exc.code, exc

@@ -1,7 +1,8 @@
 """What `pay` sends to the database: the statements of its real work and no more (issue 12).
 
-The order's row lock, the payer's status (share-locked) and whether any mutual-aid filing names the
-payer are one statement; the holders are read only when there is a filing.
+The order's row lock, the payer's status (share-locked), whether any mutual-aid filing names the
+payer and supervision's rules version are one statement; the holders are read only when there is a
+filing. The enabled rules come from the worker's cache while that version stands (issue 16).
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def _main_from(statement: str) -> str:
 
 PAID_FROM_OWN_ACCOUNT = [
     "INSERT idempotency_keys",  # the claim, committed on its own
-    "SELECT payment_orders",  # locked, with items, endpoint, clearing/cash ids, payer status, filings
+    "SELECT payment_orders",  # locked, with items, endpoint, clearing/cash ids, payer status, filings,
+    # and the supervision rules' version (the rules themselves: the worker's cache)
     "SELECT pay_accounts",  # the payer's account, locked
-    "SELECT supervision_rules",
     "INSERT supervision_sales",
     "INSERT trace_code_settlements",
     "UPDATE pay_accounts",  # the conditional debit
@@ -68,7 +69,8 @@ PAID_FROM_OWN_ACCOUNT = [
 
 def test_a_plain_pay_sends_one_statement_per_step(app, yb, pay, shop):
     p = yb.person(balance=10_000)
-    # The institution's first payment opens its clearing account (a few statements, once).
+    # The institution's first payment opens its clearing account (a few statements, once), and the
+    # worker's first check reads the supervision rules into its cache.
     assert pay.pay(shop, pay.order(shop, p)["pay_order_id"]).status_code == 200
     o = pay.order(shop, p, items=[item(codes=[trace_code()])])
     answers = []
