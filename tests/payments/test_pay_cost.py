@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from payments import idempotency
-from tests.supervision.support import StatementCounter
-from yibao.db import db
+from tests.supervision.support import statement_shapes as pay_statements
 
 from .support import item, trace_code
 
@@ -21,34 +20,6 @@ def mid_month(monkeypatch):
     """The statements of an ordinary day: near a month boundary the idempotency claim takes its own
     locking transaction (tests/payments/test_idempotency_boundary.py covers that path)."""
     monkeypatch.setattr(idempotency, "near_month_boundary", lambda _now: False)
-
-
-def pay_statements(app, fn) -> list[str]:
-    """The request's statements as "VERB table", institution authentication left out (its own path)."""
-    with app.app_context():
-        engine = db.engine
-    with StatementCounter(engine) as counter:
-        fn()
-    out = []
-    for st in counter.statements:
-        words = st.split()
-        verb = words[0].upper()
-        if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
-            continue
-        table = _main_from(st) if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
-        if table != "institutions":
-            out.append(f"{verb} {table}")
-    return out
-
-
-def _main_from(statement: str) -> str:
-    """The table after the top-level FROM (not a subquery's)."""
-    depth = 0
-    for i, ch in enumerate(statement):
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth == 0 and statement.startswith("FROM ", i) and statement[i - 1].isspace():
-            return statement[i + 5 :].split()[0]
-    raise AssertionError(statement)
 
 
 PAID_FROM_OWN_ACCOUNT = [

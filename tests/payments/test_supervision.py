@@ -10,24 +10,13 @@ from sqlalchemy import select
 
 from payments.models import PaymentOrder
 from supervision.models import Alert, Sale
-from tests.supervision.support import StatementCounter
+from tests.supervision.support import StatementCounter, set_enabled
+from tests.supervision.support import quantity_rule as rule
 from tests.support import problem
 from yibao.db import db
 
 from .support import item, trace_code
 from .test_concurrency import gunicorn, signed, together
-
-
-def rule(yb, action: str = "block", *, code: str = "XA01", max_quantity: int = 2, days: int = 30) -> str:
-    params = {"drug_code": code, "max_quantity": max_quantity, "window_days": days}
-    r = yb.admin("POST", "/supervision-rules", {"kind": "quantity_limit", "params": params, "action": action})
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["rule_id"]
-
-
-def set_enabled(yb, rule_id: str, enabled: bool) -> None:
-    r = yb.admin("PATCH", f"/supervision-rules/{rule_id}", {"enabled": enabled})
-    assert r.status_code == 200, r.get_json()
 
 
 def alerts(app) -> list[tuple[str, str, str]]:
