@@ -124,8 +124,9 @@ def verify_voucher(
 
     The checks read only (on SQLite in a read-only transaction of their own, so the write lock is
     held for the writes alone: yibao/sqlite_writer.py); supervision's identity rules run in the
-    write, as they lock the person's supervision row and count accepted scans (one read of the
-    enabled rules when there are none). Every attempt is audited and committed before a refusal is
+    write, as they lock the person's supervision row and count accepted scans (the rules from the
+    worker's cache, at the version the first read took with the person: no statement when there are
+    none). Every attempt is audited and committed before a refusal is
     raised.
 
     Raises:
