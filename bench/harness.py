@@ -179,6 +179,13 @@ class Stats:
     duration: float
     latencies_ms: list[float] = field(repr=False)
     statuses: Counter
+    # CPU seconds spent during the run, by process group (see cpu_snapshot): the whole machine's work
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def cpu_ms_per_request(self) -> dict[str, float]:
+        """CPU ms per answered request, by process group (all requests sent, when none succeeded)."""
+        n = self.ok or self.requests
+        return {k: round(v / n * 1000, 3) for k, v in self.cpu_s.items()} if n else {}
 
     @property
     def rps(self) -> float:
@@ -206,7 +213,63 @@ class Stats:
             "p50_ms": round(self.p50, 2),
             "p99_ms": round(self.p99, 2),
             "statuses": dict(self.statuses),
+            "cpu_ms_per_request": self.cpu_ms_per_request(),
         }
+
+
+# ---------------------------------------------------------------- where the machine's CPU went
+
+CPU_GROUPS = ("service", "postgresql", "redis", "clients", "other")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _group(pid: str, comm: str) -> str:
+    """The process group of a process: the service (gunicorn master and workers), PostgreSQL (the
+    benchmark database's backends and the server's own background processes, e.g. the WAL writer),
+    Redis or Valkey (the embedded one too), or anything else on the machine (other work; PostgreSQL
+    backends of other databases included)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    if comm.startswith(("postgres", "postmaster")):
+        # A backend's title is "postgres: [CLUSTER: ]USER DATABASE HOST(PORT) STATE"; a background
+        # process (walwriter, checkpointer) or the postmaster has no HOST(PORT) word.
+        words = cmd.replace(b"\0", b" ").decode(errors="replace").split()
+        host = next((i for i, w in enumerate(words) if i >= 2 and "(" in w and w.endswith(")")), None)
+        return "postgresql" if host is None or words[host - 1] == PG_BENCH_DB else "other"
+    if comm.startswith(("redis-server", "valkey-server", "redis-", "valkey")):
+        return "redis"
+    return "service" if b"gunicorn" in cmd or b"yibao.serve" in cmd else "other"
+
+
+Snapshot = dict[int, tuple[str, float]]  # pid -> (group, CPU seconds so far)
+
+
+def cpu_snapshot(exclude: set[int] | None = None) -> Snapshot:
+    """CPU seconds (user + system) used so far by every live process: {pid: (group, seconds)}."""
+    out: Snapshot = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or (exclude and int(entry.name) in exclude):
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (_group(entry.name, comm), (int(fields[11]) + int(fields[12])) / _TICK)
+    return out
+
+
+def cpu_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds by group between two snapshots, process by process: a process that started in
+    between counts from zero; one that ended in between is lost (the load clients report their own
+    CPU, see load; the service, PostgreSQL and Redis live across a run)."""
+    out = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in after.items():
+        out[group] += max(0.0, seconds - before.get(pid, (group, 0.0))[1])
+    return out
 
 
 def _resolve(path: str) -> Callable[..., Iterator[Request]]:
@@ -233,6 +296,7 @@ def _client(
     sent = 0
     while time.time() < start_at:
         time.sleep(0.001)
+    cpu0 = time.process_time()
     end = start_at + duration
     for method, path, headers, body in gen:
         if time.time() >= end or (max_requests is not None and sent >= max_requests):
@@ -257,7 +321,7 @@ def _client(
         statuses[status] += 1
         if status in ok_statuses:
             lat.append(elapsed)
-    out.put((sent, lat, statuses))
+    out.put((sent, lat, statuses, time.process_time() - cpu0, os.getpid()))
 
 
 def load(
@@ -283,17 +347,24 @@ def load(
     ]
     for p in procs:
         p.start()
+    clients_pids = {p.pid for p in procs if p.pid is not None}
+    while time.time() < start_at - 0.05:
+        time.sleep(0.01)
+    before = cpu_snapshot(exclude=clients_pids)
     results = [out.get() for _ in procs]
+    after = cpu_snapshot(exclude=clients_pids)
     for p in procs:
         p.join()
     wall = time.time() - start_at
+    cpu = cpu_between(before, after)
+    cpu["clients"] = sum(r[3] for r in results)
     sent = sum(r[0] for r in results)
     lat = [x for r in results for x in r[1]]
     statuses: Counter = Counter()
     for r in results:
         statuses.update(r[2])
     used = min(duration, wall) if max_requests_per_client is None else wall
-    return Stats(sent, len(lat), used, lat, statuses)
+    return Stats(sent, len(lat), used, lat, statuses, cpu)
 
 
 def bare_requests(index: int, args: dict) -> Iterator[Request]:
@@ -317,6 +388,11 @@ def report(name: str, stats: Stats, base: Stats, *, target_ratio: float | None =
         f"ratio {ratio:6.1%}  p99x {p99_ratio:5.1f}  statuses {dict(stats.statuses)}{verdict}",
         flush=True,
     )
+    per = stats.cpu_ms_per_request()
+    if per:
+        total = sum(v for k, v in per.items() if k != "other")
+        parts = "  ".join(f"{k} {per[k]:.3f}" for k in CPU_GROUPS)
+        print(f"{'':<38} CPU ms/request: {parts}  (total without other {total:.3f})", flush=True)
     return {"name": name, **stats.as_dict(), "ratio": round(ratio, 3), "p99_ratio": round(p99_ratio, 2)}
 
 
@@ -356,4 +432,5 @@ def pooled(a: Stats, b: Stats) -> Stats:
         a.duration + b.duration,
         a.latencies_ms + b.latencies_ms,
         a.statuses + b.statuses,
+        {k: a.cpu_s.get(k, 0.0) + b.cpu_s.get(k, 0.0) for k in {*a.cpu_s, *b.cpu_s}},
     )

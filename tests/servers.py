@@ -7,13 +7,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from yibao.config import ServerSettings
+from yibao.serve import gunicorn_command
 
 ROOT = Path(__file__).resolve().parents[1]
 # Taken from the test's own settings, never inherited from the shell that runs pytest.
@@ -40,24 +42,13 @@ def gunicorn(env: dict[str, str], *, workers: int = 4, log_dir: Path | None = No
         "PYTHONPATH": str(ROOT),
         **env,
     }
+    serve_command = gunicorn_command(
+        ServerSettings(host="127.0.0.1", port=port, workers=workers, access_log=False)
+    )
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:yibao.gunicorn_conf",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "60",
-            "--access-logfile",
-            "/dev/null",
-            "yibao.wsgi:app",
-        ],
+        # The command of `make run` (yibao.serve), with a longer timeout for loaded test machines.
+        [*serve_command[:-1], "--timeout", "60", serve_command[-1]],
         cwd=ROOT,
         env=full_env,
         stdout=log,

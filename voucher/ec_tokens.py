@@ -50,7 +50,7 @@ def issue_ec_token(
     token = "ec_" + secrets.token_urlsafe(27)
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl)
-    uow.session.execute(
+    uow.core().execute(
         queries.INSERT_EC_TOKEN,
         {
             "token_hash": _hash(token),

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -30,6 +30,7 @@ from yibao.registry.models import Person
 
 from .errors import Refusal
 from .models import OfflineCredential
+from .queries import SCANNED_PERSON_COLUMNS
 
 PREFIX = "YO1:"
 PERIOD_S = 30
@@ -43,13 +44,15 @@ _SHAPE = re.compile(
 )
 MAX_LENGTH = 4 + 32 + 1 + 12 + 1 + 2 + 1 + 16
 
-# The credential and its person in one query, with supervision's rules version (for check_scan).
+# The credential and the columns of its person that the checks and the answer use (those of
+# queries.PERSON_BY_SUB for signed codes): no ORM entity on the scan path. Then supervision's rules
+# version (for check_scan: no round trip of its own).
 CREDENTIAL_WITH_PERSON = (
     select(
         OfflineCredential.secret_enc,
         OfflineCredential.ended_at,
         OfflineCredential.ended_reason,
-        Person,
+        *SCANNED_PERSON_COLUMNS,
         supervision.rules_version_column(),
     )
     .join(Person, Person.id == OfflineCredential.person_id)
@@ -99,11 +102,23 @@ def parse(content: str) -> OfflineCode:
     return OfflineCode(m["cid"], int(m["step"]), int(m["seq"]), m["mac"])
 
 
+class ScannedPerson(NamedTuple):
+    """The person of a scanned YO1 code: the columns of CREDENTIAL_WITH_PERSON after the credential's."""
+
+    id: int
+    psn_no: str
+    status: str
+    insurance_type: str
+    insured_region: str
+    name_masked: str
+    id_number_masked: str
+
+
 @dataclass(frozen=True)
 class CheckedOffline:
     """A YO1 code past the MAC and the time window: whose it is, and what single use keys on."""
 
-    person: Person
+    person: ScannedPerson
     suspended: bool
     code: OfflineCode
 
@@ -124,10 +139,12 @@ def checked(uow: UnitOfWork, content: str, now: float, audit: Any) -> CheckedOff
     """
     audit.kind = "offline"
     code = parse(content)
-    row = uow.session.execute(CREDENTIAL_WITH_PERSON, {"cid": code.credential_id}).first()
+    row = uow.core().execute(CREDENTIAL_WITH_PERSON, {"cid": code.credential_id}).first()
     if row is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
-    secret_enc, ended_at, ended_reason, person, audit.rules_version = row
+    secret_enc, ended_at, ended_reason = row[:3]
+    person = ScannedPerson(*row[3 : 3 + len(SCANNED_PERSON_COLUMNS)])
+    audit.rules_version = row.rules_version
     audit.person_id, audit.credential_id, audit.jti = person.id, code.credential_id, code.use_id
     suspended = person.status != "active"
     if ended_at is not None and not (suspended and ended_reason == "suspended"):

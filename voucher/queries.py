@@ -27,20 +27,20 @@ PERSON_WITH_SUBJECT = (
     .outerjoin(Subject, Subject.person_id == Person.id)
     .where(Person.id == bindparam("person_id"))
 )
-# Verification: whose code it is (the columns the checks and the answer use), with the revocation
-# watermark and supervision's rules version (for check_scan: no round trip of its own).
+# Verification: whose code it is (the columns the checks and the answer use; offline.ScannedPerson
+# names them for YO1 codes), with the revocation watermark and supervision's rules version (for
+# check_scan: no round trip of its own).
+SCANNED_PERSON_COLUMNS = (
+    Person.id,
+    Person.psn_no,
+    Person.status,
+    Person.insurance_type,
+    Person.insured_region,
+    Person.name_masked,
+    Person.id_number_masked,
+)
 PERSON_BY_SUB = (
-    select(
-        Person.id,
-        Person.psn_no,
-        Person.status,
-        Person.insurance_type,
-        Person.insured_region,
-        Person.name_masked,
-        Person.id_number_masked,
-        Subject.revoked_before_ms,
-        supervision.rules_version_column(),
-    )
+    select(*SCANNED_PERSON_COLUMNS, Subject.revoked_before_ms, supervision.rules_version_column())
     .join(Subject, Subject.person_id == Person.id)
     .where(Subject.sub == bindparam("sub"))
 )
@@ -56,4 +56,4 @@ _INSERT_USE_IF_NEW = {
 
 def insert_use_if_new(uow: UnitOfWork, values: dict[str, Any]) -> bool:
     """Insert the single-use row; False when the (sub, jti) row exists already."""
-    return uow.session.execute(_INSERT_USE_IF_NEW[uow.dialect], values).first() is not None
+    return uow.core().execute(_INSERT_USE_IF_NEW[uow.dialect], values).first() is not None

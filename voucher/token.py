@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ REF_RE = re.compile(r"[A-Za-z0-9_-]{6,16}")  # sub and jti
 
 B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _B45_VALUE = {ch: i for i, ch in enumerate(B45)}
+# bytes.translate table: an ASCII byte to its base45 value, 255 for a byte outside the alphabet.
+_B45_TABLE = bytes(_B45_VALUE.get(chr(i), 255) for i in range(256))
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -51,27 +54,31 @@ def b45encode(data: bytes) -> str:
 
 
 def b45decode(text: str) -> bytes:
-    """Strict RFC 9285 decoding: unknown characters, a dangling character or overflow are Malformed."""
+    """Strict RFC 9285 decoding: unknown characters, a dangling character or overflow are Malformed.
+
+    The characters become their values in one C-level translate (255 = not in the alphabet), and the
+    triples are combined column-wise: every verification decodes a ~300-character code.
+    """
     if len(text) % 3 == 1:
         raise Malformed("base45 length")
     try:
-        values = [_B45_VALUE[ch] for ch in text]
-    except KeyError as exc:
+        values = text.encode("ascii").translate(_B45_TABLE)
+    except UnicodeEncodeError as exc:
         raise Malformed("base45 alphabet") from exc
-    out = bytearray()
-    for i in range(0, len(values), 3):
-        chunk = values[i : i + 3]
-        if len(chunk) == 3:
-            n = chunk[0] + chunk[1] * 45 + chunk[2] * 2025
-            if n > 0xFFFF:
-                raise Malformed("base45 overflow")
-            out += n.to_bytes(2, "big")
-        else:
-            n = chunk[0] + chunk[1] * 45
-            if n > 0xFF:
-                raise Malformed("base45 overflow")
-            out.append(n)
-    return bytes(out)
+    if 255 in values:
+        raise Malformed("base45 alphabet")
+    full = len(values) - len(values) % 3
+    columns = zip(values[0:full:3], values[1:full:3], values[2:full:3], strict=True)
+    words = [a + b * 45 + c * 2025 for a, b, c in columns]
+    if words and max(words) > 0xFFFF:
+        raise Malformed("base45 overflow")
+    out = struct.pack(f">{len(words)}H", *words)
+    if full < len(values):
+        n = values[full] + values[full + 1] * 45
+        if n > 0xFF:
+            raise Malformed("base45 overflow")
+        out += bytes((n,))
+    return out
 
 
 def b64u(data: bytes) -> str:

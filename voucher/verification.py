@@ -98,7 +98,7 @@ class ScanNotice:
 @dataclass
 class _Decision:
     code: str | None = None
-    person: Any = None  # a Person row, or (offline codes) entity: the columns of queries.PERSON_BY_SUB
+    person: Any = None  # the columns of queries.PERSON_BY_SUB (signed) or offline.ScannedPerson (YO1)
     person_id: int | None = None
     actor_person_id: int | None = None
     consumed: tuple[str, str, int] | None = None  # (sub, jti, exp) once Redis took the code
@@ -199,14 +199,14 @@ def _checked_signed(
 ) -> tuple[Any, bool, tuple[str, str, int]]:
     """The signed-code checks up to single use: (person, suspended, (sub, jti, exp))."""
     claims = checked_claims(keyring, content, now)
-    person = uow.session.execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
+    person = uow.core().execute(queries.PERSON_BY_SUB, {"sub": claims["sub"]}).first()
     if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     watermark = person.revoked_before_ms
     d.person_id, d.jti, d.rules_version = person.id, claims["jti"], person.rules_version
     actor_watermark = 0
     if "act" in claims:
-        actor = uow.session.execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
+        actor = uow.core().execute(queries.ACTOR_BY_SUB, {"sub": claims["act"]["sub"]}).first()
         if actor is None:
             raise Refusal("VOUCHER_SIGNATURE_INVALID")
         d.actor_person_id, actor_watermark = actor
@@ -256,7 +256,7 @@ def _write_outcome(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> Verificat
         )
         expires_in = int((ec_exp - utcnow()).total_seconds())
         answer = Verification(ec, expires_in, ctx.business_type, _person_view(d.person), d.warnings)
-    uow.session.execute(
+    uow.core().execute(
         queries.INSERT_USAGE,
         {
             "person_id": d.person_id,

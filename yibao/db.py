@@ -181,6 +181,7 @@ class UnitOfWork:
     def __init__(self, factory: sessionmaker) -> None:
         self._factory = factory
         self.session: Session
+        self._conn: Connection | None = None  # core()'s connection while its transaction lasts
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
@@ -202,8 +203,14 @@ class UnitOfWork:
         """The connection of this unit of work's transaction, for prebuilt Core statements (built on
         tables, not mapped classes) of the hot paths: it runs them without the session's execute step.
         Session.execute does not autoflush for such statements either, so nothing changes but the cost.
+
+        The connection is kept while it is open: the session closes it when its transaction ends
+        (commit, rollback, close), and the next call then takes the new transaction's connection.
         """
-        return self.session.connection()
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = self.session.connection()
+        return conn
 
     def rollback(self) -> None:
         self.session.rollback()

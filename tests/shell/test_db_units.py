@@ -148,3 +148,28 @@ def test_request_reads_share_one_session_until_the_request_ends(app) -> None:  #
             session = after_error.session
             assert session.execute(text("SELECT 2")).scalar() == 2
     assert app.extensions["yibao.db"]["engine"].pool.checkedout() == 0  # returned when the request ended
+
+
+def test_core_connection_lasts_one_transaction(app) -> None:  # type: ignore[no-untyped-def]
+    """uow.core() hands out one connection per transaction: the same one until commit or rollback,
+    then the next transaction's; what was rolled back is gone and what was committed stays."""
+    with app.app_context():
+        with db.uow() as uow:
+            uow.core().execute(text("CREATE TABLE IF NOT EXISTS yb_core_probe (v INTEGER)"))
+            uow.commit()
+        with db.uow() as uow:
+            first = uow.core()
+            assert uow.core() is first
+            first.execute(text("INSERT INTO yb_core_probe (v) VALUES (1)"))
+            uow.commit()
+            assert first.closed
+            second = uow.core()
+            assert second is not first and not second.closed
+            second.execute(text("INSERT INTO yb_core_probe (v) VALUES (2)"))
+            uow.rollback()
+            third = uow.core()
+            assert third is not second
+            assert sorted(third.execute(text("SELECT v FROM yb_core_probe")).scalars()) == [1]
+        with db.uow() as uow:
+            uow.core().execute(text("DROP TABLE yb_core_probe"))
+            uow.commit()

@@ -161,3 +161,16 @@ def test_run_command_serves_demo_and_stops_cleanly(tmp_path):
     assert not [p for p in _processes_mentioning(f"127.0.0.1:{redis_port}") if "valkey" in p]
     assert not _processes_mentioning(f"127.0.0.1:{port}")  # no gunicorn left behind
     assert not list(tmp_path.glob("yibao-metrics-*"))  # the metrics scratch folder was removed
+
+
+def test_gunicorn_access_log_only_when_asked() -> None:
+    """Off by default: no --access-logfile at all (gunicorn then formats no line), not /dev/null."""
+    from yibao.config import server_settings
+    from yibao.serve import gunicorn_command
+
+    quiet = gunicorn_command(server_settings({}))
+    assert "--access-logfile" not in quiet and "/dev/null" not in quiet
+    assert quiet[-1] == "yibao.wsgi:app"
+    loud = gunicorn_command(server_settings({"YIBAO_GUNICORN_ACCESS_LOG": "1"}))
+    assert loud[loud.index("--access-logfile") + 1] == "-"
+    assert loud[-1] == "yibao.wsgi:app"

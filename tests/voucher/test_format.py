@@ -97,3 +97,33 @@ def test_qr_form_header_length_bounds():
     for blob in (b"\x00" + b"x" * 80, b"\xff" + b"x" * 80):
         with pytest.raises(tk.Malformed):
             tk.split("YB1:" + tk.b45encode(blob))
+
+
+def _reference_b45decode(text: str) -> bytes:
+    """RFC 9285 section 4.2, written as the RFC reads (the oracle for the fast decoder)."""
+    if len(text) % 3 == 1:
+        raise tk.Malformed("length")
+    out = bytearray()
+    for i in range(0, len(text), 3):
+        chunk = text[i : i + 3]
+        if any(ch not in tk.B45 for ch in chunk):
+            raise tk.Malformed("alphabet")
+        digits = [tk.B45.index(ch) for ch in chunk]
+        n = sum(d * 45**k for k, d in enumerate(digits))
+        if n > (0xFFFF if len(chunk) == 3 else 0xFF):
+            raise tk.Malformed("overflow")
+        out += n.to_bytes(2 if len(chunk) == 3 else 1, "big")
+    return bytes(out)
+
+
+@given(st.text(alphabet=tk.B45 + "a\x00é:\u0660", max_size=60) | st.text(max_size=30))
+def test_base45_decoder_agrees_with_the_rfc_reading(text):
+    """Every string, valid or not (overflowing triples, NUL, non-ASCII, lowercase, a dangling
+    character): the fast decoder returns what the RFC's reading returns, or refuses where it refuses."""
+    try:
+        expected = _reference_b45decode(text)
+    except tk.Malformed:
+        with pytest.raises(tk.Malformed):
+            tk.b45decode(text)
+    else:
+        assert tk.b45decode(text) == expected
