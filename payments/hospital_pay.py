@@ -142,11 +142,13 @@ def pay(
     cash: int | None,
     lines: Sequence[tuple[str, int]],
     now: datetime,
+    rules_version: int | None = None,
 ) -> orders.CheckedOrder:
     """Pay a locked hospital order (`order`: its columns, as settlement.pay_order read them with the
     payer's status, share-locked): compute the split again under the totals and account locks (final);
     supervision's order rules again under the person's supervision lock (taken last, as for a pharmacy's
-    pay), and the sale counted. `lines` are the order's (item_code, quantity).
+    pay), and the sale counted. `lines` are the order's (item_code, quantity); `rules_version` what the
+    first statement read (supervision.rules_version_column): the rules come from the worker's cache.
 
     Raises: ORDER_STATE_CONFLICT, ORDER_EXPIRED, PERSON_SUSPENDED, NOT_PERMITTED, BINDING_NOT_ACTIVE,
     BENEFIT_POLICY_MISSING, AMOUNT_TOO_LARGE, SUPERVISION_BLOCKED, TRACE_CODE_ALREADY_SETTLED.
@@ -187,6 +189,7 @@ def pay(
         stage="pay",
         order_ref=order.pay_order_id,
         now=now,
+        rules_version=rules_version,
     )
     supervision.record_sale(
         uow,

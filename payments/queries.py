@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from family_accounts import acting as family
+from supervision import checks as supervision
 from yibao.db import UnitOfWork
 from yibao.prepared import Prepared
 from yibao.registry import services as registry
@@ -42,6 +43,7 @@ def _order_for_pay_stmt() -> Any:
             items.quantity,
             registry.person_status_locked_of(orders.c.payer_person_id).label("payer_status"),
             family.may_have_mutual_aid_holders(orders.c.payer_person_id).label("may_have_holders"),
+            supervision.rules_version_column(),
         )
         .select_from(orders.outerjoin(OrderItem.__table__, items.order_id == orders.c.id))
         .where(orders.c.pay_order_id == bindparam("pay_order_id"))
@@ -66,9 +68,10 @@ def order_for_pay_rows(uow: UnitOfWork, pay_order_id: str) -> Sequence[Row]:
     """One round trip: the order's columns (its row locked: FOR UPDATE OF payment_orders) joined with
     its items' traceability codes in line order, whether its institution has a webhook endpoint, the
     clearing and cash account ids, the payer's status (share-locked, registry.person_status_locked_of)
-    and whether the payer may have mutual-aid holders (family.may_have_mutual_aid_holders). One row per
-    item: the order's columns by name, then trace_codes, has_endpoint, clearing_id, cash_id, drug_code,
-    quantity, payer_status, may_have_holders."""
+    and whether the payer may have mutual-aid holders (family.may_have_mutual_aid_holders), and the
+    enabled supervision rules' version (supervision.rules_version_column). One row per item: the
+    order's columns by name, then trace_codes, has_endpoint, clearing_id, cash_id, drug_code, quantity,
+    payer_status, may_have_holders, rules_version."""
     return _ORDER_FOR_PAY.execute(uow, {"pay_order_id": pay_order_id})
 
 

@@ -29,6 +29,7 @@ class _ForPay:
     lines: list[tuple[str, int]]  # (drug_code, quantity) for supervision
     payer_status: str | None  # share-locked
     may_have_holders: bool
+    rules_version: int | None  # supervision's, passed to check_order (no statement of its own)
 
 
 def _order_for_pay(uow: UnitOfWork, pay_order_id: str, institution_id: int) -> _ForPay:
@@ -54,6 +55,7 @@ def _order_for_pay(uow: UnitOfWork, pay_order_id: str, institution_id: int) -> _
         lines=[(row.drug_code, row.quantity) for row in rows],
         payer_status=first.payer_status,
         may_have_holders=bool(first.may_have_holders),
+        rules_version=first.rules_version,
     )
 
 
@@ -83,6 +85,7 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
             cash=got.cash,
             lines=got.lines,
             now=now,
+            rules_version=got.rules_version,
         )
     # The order is read as columns, not as an ORM object: the session has nothing to flush, and one
     # prebuilt UPDATE at the end writes the order once.
@@ -107,6 +110,7 @@ def pay_order(uow: UnitOfWork, *, pay_order_id: str, institution_id: int) -> ord
         stage="pay",
         order_ref=pay_order_id,
         now=now,
+        rules_version=got.rules_version,  # the rules as of this request's first statement
     )
     supervision.record_sale(
         uow, person_id=person, institution_id=institution_id, lines=got.lines, order_ref=pay_order_id, at=now

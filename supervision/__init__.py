@@ -13,6 +13,9 @@ def register(app: Flask, api: Any) -> None:
     from . import errors  # noqa: F401  (registers the error codes)
     from .cli import supervision_cli
     from .routes import admin_blp, user_blp
+    from .rule_cache import EXTENSION, RuleCache
+
+    app.extensions[EXTENSION] = RuleCache()  # this app's (worker's) enabled rules
 
     api.register_blueprint(admin_blp)
     api.register_blueprint(user_blp)

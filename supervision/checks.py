@@ -12,6 +12,12 @@ A blocked check raises SupervisionBlocked (422 SUPERVISION_BLOCKED, ``violations
 written into the caller's unit of work too, but a caller that rolls back on the error (the usual case)
 must record them in a fresh one: ``with db.uow() as u: record_blocked(u, exc); u.commit()``.
 Recording twice is harmless (one alert per rule, subject and stage).
+
+The enabled rules come from the worker's cache (rule_cache.py), never stale: a hot path adds
+``rules_version_column()`` to the first statement it already runs and passes what it read as
+``rules_version=``; a caller that passes None (the default) has the version read here (one statement).
+The rules applied are those current at the request's first statement; a rule committed after it
+applies from the next request. The person's supervision lock and the counting are unchanged.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from yibao.errors import AppError
 
 from . import errors as _errors  # noqa: F401  (registers SUPERVISION_BLOCKED)
 from . import queries as q
+from . import rule_cache
 from .evaluation import (
     Finding,
-    RuleRow,
     evaluate_order,
     evaluate_scan,
     prefecture_of,
@@ -63,8 +69,15 @@ def lock_person(uow: UnitOfWork, person_id: int, *, now: datetime) -> None:
     uow.session.execute(q.lock_person(uow.dialect), {"person_id": person_id, "locked_at": now})
 
 
-def _rules(rows: Iterable[Any]) -> list[RuleRow]:
-    return [RuleRow(r.id, r.rule_id, r.kind, r.action, r.params) for r in rows]
+_VERSION_COLUMN = q.RULES_VERSION.scalar_subquery().label("rules_version")
+
+
+def rules_version_column() -> Any:
+    """The enabled rules' version as a column, ``(SELECT version FROM supervision_rules_state WHERE
+    id = 1)`` labelled ``rules_version``: add it to the first statement of a request and pass the value
+    as ``rules_version=`` to check_order / check_scan (no round trip of its own). NULL only if the
+    version row were missing (then pass None: the checks read the rules uncached)."""
+    return _VERSION_COLUMN
 
 
 def _conclude(
@@ -109,14 +122,17 @@ def check_order(
     stage: Literal["create", "pay"],
     order_ref: str,
     now: datetime,
+    rules_version: int | None = None,
 ) -> Verdict:
     """Check an order's lines against the enabled quantity_limit and repeat_purchase rules.
 
     Counts the person's paid units of each code in each rule's window (less refunded units) plus this
     order, and the distinct institutions that sold it (this one included). At stage "pay" the
     person's supervision row is locked first (when any rule applies), so call it inside pay's
-    transaction before record_sale. Statements: one for the rules; with a rule on a code of the order,
-    one lock (pay only) and one read of per-institution sums (an indexed range per rule
+    transaction before record_sale. `rules_version`: what rules_version_column() read in the request's
+    first statement (None: read here). Statements: none for the rules while the worker's cache holds
+    that version (else one, rule_cache.py; one more for the version when None); with a rule on a code of
+    the order, one lock (pay only) and one read of per-institution sums (an indexed range per rule
     window); one alert insert when a rule is broken.
 
     Raises SUPERVISION_BLOCKED (SupervisionBlocked) when a block rule is broken.
@@ -124,7 +140,7 @@ def check_order(
     units = units_by_code(lines)
     if not units:
         return Verdict()
-    rules = _rules(uow.session.execute(q.ORDER_RULES, {"codes": list(units)}))
+    rules = rule_cache.order_rules(uow, list(units), version=rules_version)
     if not rules:
         return Verdict()
     if stage == "pay":
@@ -201,14 +217,15 @@ def check_scan(
     institution_region: str,
     scan_ref: str,
     now: datetime,
+    rules_version: int | None = None,
 ) -> Verdict:
     """Check a scan against the enabled identity_velocity rules: distinct prefectures of the person's
     accepted scans in the window, this one included. Locks the person's supervision row when a rule
-    applies (call record_accepted_scan in the same transaction).
+    applies (call record_accepted_scan in the same transaction). `rules_version`: as for check_order.
 
     Raises SUPERVISION_BLOCKED (SupervisionBlocked) when a block rule is broken.
     """
-    rules = _rules(uow.session.execute(q.SCAN_RULES))
+    rules = rule_cache.scan_rules(uow, version=rules_version)
     if not rules:
         return Verdict()
     lock_person(uow, person_id, now=now)

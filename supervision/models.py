@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -54,6 +55,18 @@ class Rule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RulesState(Base):
+    """The enabled rules' version: one row (id 1), created by migration s0002 and bumped by database
+    triggers on every change of supervision_rules (admin API, CLI or raw SQL alike). The hot paths read
+    it in their first statement; a worker's cached rules are reloaded when it differs (rule_cache.py)."""
+
+    __tablename__ = "supervision_rules_state"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class RuleChange(Base):

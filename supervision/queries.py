@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, case, func, literal, select, true, union_all, update
+from sqlalchemy import Insert, Integer, bindparam, case, func, literal, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, Sale, Scan
+from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, Scan
 
 # Core tables (not the mapped classes): these statements never go through the ORM.
 rules, sales, scans = Rule.__table__.c, Sale.__table__.c, Scan.__table__.c
+state = RulesState.__table__.c
 
 _RULE_COLUMNS = (rules.id, rules.rule_id, rules.kind, rules.action, rules.params, rules.drug_code)
 
@@ -21,6 +22,21 @@ ORDER_RULES = select(*_RULE_COLUMNS).where(
     rules.drug_code.in_(bindparam("codes", expanding=True)),
 )
 SCAN_RULES = select(*_RULE_COLUMNS).where(rules.enabled == true(), rules.kind.in_(SCAN_KINDS))
+
+# The enabled rules' version (migration s0002's one row, bumped by triggers): a statement of its own,
+# or a scalar subquery the hot paths add to their first statement (checks.rules_version_column).
+RULES_VERSION = select(state.version).where(state.id == 1)
+
+# The version and every enabled rule in ONE statement (one snapshot on both databases): a cache entry
+# never pairs rules with another version. One row per rule (the version repeated), or one row with
+# NULL rule columns when none is enabled; no row when the version row is missing. At most n rows.
+RULES_WITH_VERSION = (
+    select(state.version, *_RULE_COLUMNS)
+    .select_from(RulesState.__table__.outerjoin(Rule.__table__, rules.enabled == true()))
+    .where(state.id == 1)
+    .order_by(rules.id)
+    .limit(bindparam("n", type_=Integer))
+)
 
 
 # The person's still-counted units of one code per institution in one rule window, summed by the

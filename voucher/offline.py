@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 
+from supervision import checks as supervision
 from yibao import crypto
 from yibao.db import UnitOfWork
 from yibao.prepared import Prepared
@@ -44,15 +45,16 @@ _SHAPE = re.compile(
 )
 MAX_LENGTH = 4 + 32 + 1 + 12 + 1 + 2 + 1 + 16
 
-# The credential and its person in one query.
 # The credential and the columns of its person that the checks and the answer use (those of
-# queries.PERSON_BY_SUB for signed codes): no ORM entity on the scan path.
+# queries.PERSON_BY_SUB for signed codes): no ORM entity on the scan path. Then supervision's rules
+# version (for check_scan: no round trip of its own).
 CREDENTIAL_WITH_PERSON = Prepared(
     select(
         OfflineCredential.secret_enc,
         OfflineCredential.ended_at,
         OfflineCredential.ended_reason,
         *SCANNED_PERSON_COLUMNS,
+        supervision.rules_version_column(),
     )
     .join(Person, Person.id == OfflineCredential.person_id)
     .where(OfflineCredential.id == bindparam("cid")),
@@ -126,8 +128,9 @@ class CheckedOffline:
 def checked(uow: UnitOfWork, content: str, now: float, audit: Any) -> CheckedOffline:
     """The YO1 checks up to (not including) single use, in the contract's order.
 
-    `audit` (verification's decision) gets kind, and once the credential is known, its person and
-    id, so that refusals from there on (MAC failures included) are audited against the credential.
+    `audit` (verification's decision) gets kind, and once the credential is known, its person, id and
+    supervision's rules version (read with the credential), so that refusals from there on (MAC
+    failures included) are audited against the credential.
 
     A credential ended by the person's suspension is let through while the person is suspended, so
     the scan is consumed and answered PERSON_SUSPENDED, as signed codes are; once active again, it is
@@ -142,7 +145,8 @@ def checked(uow: UnitOfWork, content: str, now: float, audit: Any) -> CheckedOff
     if row is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     secret_enc, ended_at, ended_reason = row[:3]
-    person = ScannedPerson(*row[3:])
+    person = ScannedPerson(*row[3 : 3 + len(SCANNED_PERSON_COLUMNS)])
+    audit.rules_version = row.rules_version
     audit.person_id, audit.credential_id, audit.jti = person.id, code.credential_id, code.use_id
     suspended = person.status != "active"
     if ended_at is not None and not (suspended and ended_reason == "suspended"):

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from supervision import checks as supervision
 from yibao.db import UnitOfWork
 from yibao.prepared import Prepared
 from yibao.registry.models import Person
@@ -59,7 +60,8 @@ PERSON_WITH_SUBJECT = Prepared(
     ("person_id",),
 )
 # Verification: whose code it is (the columns the checks and the answer use; offline.ScannedPerson
-# names them for YO1 codes), with the revocation watermark.
+# names them for YO1 codes), with the revocation watermark and supervision's rules version (for
+# check_scan: no round trip of its own).
 SCANNED_PERSON_COLUMNS = (
     Person.id,
     Person.psn_no,
@@ -70,7 +72,7 @@ SCANNED_PERSON_COLUMNS = (
     Person.id_number_masked,
 )
 PERSON_BY_SUB = Prepared(
-    select(*SCANNED_PERSON_COLUMNS, Subject.revoked_before_ms)
+    select(*SCANNED_PERSON_COLUMNS, Subject.revoked_before_ms, supervision.rules_version_column())
     .join(Subject, Subject.person_id == Person.id)
     .where(Subject.sub == bindparam("sub")),
     ("sub",),

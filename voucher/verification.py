@@ -107,6 +107,7 @@ class _Decision:
     warnings: list[dict[str, Any]] = field(default_factory=list)  # the warn rules broken, when accepted
     kind: str = "signed"  # | "offline" (a YO1 code)
     credential_id: str | None = None
+    rules_version: int | None = None  # supervision's, read with the person (first statement)
 
 
 def verify_voucher(
@@ -123,8 +124,9 @@ def verify_voucher(
 
     The checks read only (on SQLite in a read-only transaction of their own, so the write lock is
     held for the writes alone: yibao/sqlite_writer.py); supervision's identity rules run in the
-    write, as they lock the person's supervision row and count accepted scans (one read of the
-    enabled rules when there are none). Every attempt is audited and committed before a refusal is
+    write, as they lock the person's supervision row and count accepted scans (the rules from the
+    worker's cache, at the version the first read took with the person: no statement when there are
+    none). Every attempt is audited and committed before a refusal is
     raised.
 
     Raises:
@@ -201,7 +203,7 @@ def _checked_signed(
     if person is None:
         raise Refusal("VOUCHER_SIGNATURE_INVALID")
     watermark = person.revoked_before_ms
-    d.person_id, d.jti = person.id, claims["jti"]
+    d.person_id, d.jti, d.rules_version = person.id, claims["jti"], person.rules_version
     actor_watermark = 0
     if "act" in claims:
         actor = queries.ACTOR_BY_SUB.first(uow, {"sub": claims["act"]["sub"]})
@@ -292,6 +294,7 @@ def _supervise(uow: UnitOfWork, d: _Decision, ctx: ScanContext) -> None:
             institution_region=ctx.institution_region,
             scan_ref=f"vc_{sub}.{jti}",
             now=now,
+            rules_version=d.rules_version,  # the rules as of the request's first statement
         )
     except supervision.SupervisionBlocked as exc:
         d.code, d.blocked = exc.code, exc

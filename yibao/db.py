@@ -178,11 +178,14 @@ def _close_request_reads(_exc: BaseException | None) -> None:
 class UnitOfWork:
     """A session that rolls back unless commit() was called."""
 
-    _conn: Connection | None = None  # core()'s connection while its transaction lasts
+    # core()'s connection; a class default too, for subclasses that share another unit of work's
+    # session without calling __init__ (payments.web.RequestWork).
+    _conn: Connection | None = None
 
     def __init__(self, factory: sessionmaker) -> None:
         self._factory = factory
         self.session: Session
+        self._conn: Connection | None = None  # core()'s connection while its transaction lasts
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()

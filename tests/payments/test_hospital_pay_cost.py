@@ -65,7 +65,7 @@ SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH = [
     "INSERT benefit_totals",  # get-or-create of the year's totals, locked, its columns returned (upsert)
     "SELECT hospital_settlements",  # bill, person, level, policy version, fund accounts, first visit today
     "SELECT pay_accounts",  # the payer's account, locked
-    "SELECT supervision_rules",
+    # no rules read: the first statement read their version, the worker has them (rule_cache)
     "INSERT supervision_sales",
     "UPDATE pay_accounts",  # the conditional debit
     "INSERT pay_transactions",
@@ -78,9 +78,9 @@ SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH = [
 ]
 # PostgreSQL writes the count, the final split and the paid order in one statement (data-modifying CTEs).
 SETTLEMENT_PAID_ON_POSTGRESQL = [
-    *SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH[:11],
+    *SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH[:10],
     COUNTED_SETTLED_PAID,
-    *SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH[14:],
+    *SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH[13:],
 ]
 
 
@@ -92,9 +92,9 @@ def test_a_settlement_pay_sends_one_statement_per_step(app, yb, pay, hospital, i
     assert (first["deductible_fen"], first["hifp_pay_fen"], first["account_pay_fen"]) == (5000, 7500, 12500)
     seen, answer = measured(app, pay, hospital, placed(app, pay, hospital, p))
     if is_postgres:
-        assert seen == SETTLEMENT_PAID_ON_POSTGRESQL and len(seen) == 13
+        assert seen == SETTLEMENT_PAID_ON_POSTGRESQL and len(seen) == 12
     else:
-        assert seen == SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH and len(seen) == 15
+        assert seen == SETTLEMENT_PAID_FROM_ACCOUNT_AND_CASH and len(seen) == 14
     # Second visit of the day: no deductible; 50 % of 20000 from the fund, the rest account then cash.
     assert (answer["deductible_fen"], answer["hifp_pay_fen"], answer["fund_pay_fen"]) == (0, 10000, 10000)
     assert (answer["account_pay_fen"], answer["cash_pay_fen"], answer["policy_version"]) == (7500, 2500, 1)

@@ -4,6 +4,8 @@ like a pharmacy's `drug_code`, at POST /payment-orders and again at pay under th
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from benefits.models import BenefitTotals
@@ -11,6 +13,7 @@ from payments.models import Entry, PaymentOrder
 from supervision.models import Sale
 from tests.payments.test_hospital import body, policy, token
 from tests.payments.test_supervision import alerts, rule, status_of
+from tests.supervision.support import StatementCounter
 from tests.support import problem
 from yibao.db import db
 
@@ -165,3 +168,36 @@ def _otc(quantity: int) -> dict:
         "unit_price_fen": 1000,
         "trace_codes": [],
     }
+
+
+def test_the_pay_reads_the_rules_version_first_and_another_worker_s_rule_applies(app, app_config, yb, pay):
+    """Issue 16: hospital pay takes the rules' version from pay's first statement (no read of the
+    rules while the worker's cache holds it); a rule made through another worker blocks the next pay."""
+    from supervision import rule_cache
+    from tests.support import Yb
+    from yibao import create_app
+
+    from .support import Pay
+
+    policy(yb)
+    hospital = yb.institution(kind="hospital", name="州医院", level="tertiary")
+    p = yb.person(balance=10_000)
+    settle(app, pay, hospital, p, 1)  # the worker's cache holds the rules (none)
+    oid = place(app, pay, hospital, p, 3).get_json()["pay_order_id"]
+    loads = app.extensions[rule_cache.EXTENSION].loads
+    o2 = place(app, pay, hospital, p, 1).get_json()["pay_order_id"]
+    with app.app_context():
+        engine = db.engine
+    with StatementCounter(engine) as counter:
+        assert pay.pay(hospital, o2).status_code == 200
+    first = next(s for s in counter.statements if s.startswith("SELECT payment_orders"))
+    assert "supervision_rules_state" in first
+    assert not any(re.search(r"FROM supervision_rules\b", s) for s in counter.statements)
+    assert app.extensions[rule_cache.EXTENSION].loads == loads
+    other = create_app(app_config)
+    try:
+        rule(Yb(other.test_client()), max_quantity=4)  # 2 counted + 3 = 5 > 4
+        err = problem(Pay(yb).pay(hospital, oid), 422, "SUPERVISION_BLOCKED")
+        assert err["violations"][0]["evidence"]["total_quantity"] == 5
+    finally:
+        other.extensions["yibao.db"]["engine"].dispose()

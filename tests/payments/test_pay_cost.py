@@ -1,7 +1,8 @@
 """What `pay` sends to the database: the statements of its real work and no more (issue 12).
 
-The order's row lock, the payer's status (share-locked) and whether any mutual-aid filing names the
-payer are one statement; the holders are read only when there is a filing.
+The order's row lock, the payer's status (share-locked), whether any mutual-aid filing names the
+payer and supervision's rules version are one statement; the holders are read only when there is a
+filing. The enabled rules come from the worker's cache while that version stands (issue 16).
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from payments import idempotency
-from tests.supervision.support import StatementCounter
-from yibao.db import db
+from tests.supervision.support import statement_shapes as pay_statements
 
 from .support import item, trace_code
 
@@ -22,39 +22,11 @@ def mid_month(monkeypatch):
     monkeypatch.setattr(idempotency, "near_month_boundary", lambda _now: False)
 
 
-def pay_statements(app, fn) -> list[str]:
-    """The request's statements as "VERB table", institution authentication left out (its own path)."""
-    with app.app_context():
-        engine = db.engine
-    with StatementCounter(engine) as counter:
-        fn()
-    out = []
-    for st in counter.statements:
-        words = st.split()
-        verb = words[0].upper()
-        if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
-            continue
-        table = _main_from(st) if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
-        if table != "institutions":
-            out.append(f"{verb} {table}")
-    return out
-
-
-def _main_from(statement: str) -> str:
-    """The table after the top-level FROM (not a subquery's)."""
-    depth = 0
-    for i, ch in enumerate(statement):
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth == 0 and statement.startswith("FROM ", i) and statement[i - 1].isspace():
-            return statement[i + 5 :].split()[0]
-    raise AssertionError(statement)
-
-
 PAID_FROM_OWN_ACCOUNT = [
     "INSERT idempotency_keys",  # the claim, committed on its own
-    "SELECT payment_orders",  # locked, with items, endpoint, clearing/cash ids, payer status, filings
+    "SELECT payment_orders",  # locked, with items, endpoint, clearing/cash ids, payer status, filings,
+    # and the supervision rules' version (the rules themselves: the worker's cache)
     "SELECT pay_accounts",  # the payer's account, locked
-    "SELECT supervision_rules",
     "INSERT supervision_sales",
     "INSERT trace_code_settlements",
     "UPDATE pay_accounts",  # the conditional debit
@@ -68,7 +40,8 @@ PAID_FROM_OWN_ACCOUNT = [
 
 def test_a_plain_pay_sends_one_statement_per_step(app, yb, pay, shop):
     p = yb.person(balance=10_000)
-    # The institution's first payment opens its clearing account (a few statements, once).
+    # The institution's first payment opens its clearing account (a few statements, once), and the
+    # worker's first check reads the supervision rules into its cache.
     assert pay.pay(shop, pay.order(shop, p)["pay_order_id"]).status_code == 200
     o = pay.order(shop, p, items=[item(codes=[trace_code()])])
     answers = []

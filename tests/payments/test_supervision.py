@@ -10,24 +10,13 @@ from sqlalchemy import select
 
 from payments.models import PaymentOrder
 from supervision.models import Alert, Sale
-from tests.supervision.support import StatementCounter
+from tests.supervision.support import StatementCounter, set_enabled
+from tests.supervision.support import quantity_rule as rule
 from tests.support import problem
 from yibao.db import db
 
 from .support import item, trace_code
 from .test_concurrency import gunicorn, signed, together
-
-
-def rule(yb, action: str = "block", *, code: str = "XA01", max_quantity: int = 2, days: int = 30) -> str:
-    params = {"drug_code": code, "max_quantity": max_quantity, "window_days": days}
-    r = yb.admin("POST", "/supervision-rules", {"kind": "quantity_limit", "params": params, "action": action})
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["rule_id"]
-
-
-def set_enabled(yb, rule_id: str, enabled: bool) -> None:
-    r = yb.admin("PATCH", f"/supervision-rules/{rule_id}", {"enabled": enabled})
-    assert r.status_code == 200, r.get_json()
 
 
 def alerts(app) -> list[tuple[str, str, str]]:
@@ -199,26 +188,31 @@ def supervision_statements(app, fn) -> list[str]:
     return [" ".join(st.split()[:3]) for st in counter.statements if "supervision_" in st]
 
 
-# With no enabled rule on the order's codes: the indexed read of rules, then the sale's one insert.
-CHEAP_PAY = ["SELECT supervision_rules.id, supervision_rules.rule_id,", "INSERT INTO supervision_sales"]
+# With no enabled rule on the order's codes: the rules' version rides on pay's first statement (the
+# rules themselves come from the worker's cache), then the sale's one insert.
+CHEAP_PAY = ["SELECT payment_orders.id, payment_orders.pay_order_id,", "INSERT INTO supervision_sales"]
 
 
-def test_without_an_enabled_rule_pay_costs_one_select_and_the_sale_insert(app, yb, pay, shop):
+def test_without_an_enabled_rule_pay_costs_the_sale_insert_only(app, yb, pay, shop):
     p = yb.person(balance=10_000)
     rid = rule(yb, code="XB02")  # another drug's rule is not even read
     o = pay.order(shop, p, items=[item(quantity=2)])
     seen = supervision_statements(app, lambda: pay.pay(shop, o["pay_order_id"]))
-    assert seen == [
-        "SELECT supervision_rules.id, supervision_rules.rule_id,",
-        "INSERT INTO supervision_sales",
-    ]
+    assert seen == CHEAP_PAY
+    assert "supervision_rules_state" in _first_pay_statement(app, pay, shop, p)
     set_enabled(yb, rid, False)
-    o = pay.order(shop, p, items=[item(quantity=2, drug_code="XB02")])
+    o = pay.order(shop, p, items=[item(quantity=2, drug_code="XB02")])  # create reloads the rules
     seen = supervision_statements(app, lambda: pay.pay(shop, o["pay_order_id"]))
-    assert seen == [
-        "SELECT supervision_rules.id, supervision_rules.rule_id,",
-        "INSERT INTO supervision_sales",
-    ]
+    assert seen == CHEAP_PAY
+
+
+def _first_pay_statement(app, pay, shop, p) -> str:  # type: ignore[no-untyped-def]
+    o = pay.order(shop, p, items=[item(quantity=1)])
+    with app.app_context():
+        engine = db.engine
+    with StatementCounter(engine) as counter:
+        pay.pay(shop, o["pay_order_id"])
+    return next(st for st in counter.statements if st.startswith("SELECT payment_orders"))
 
 
 @pytest.fixture

@@ -139,6 +139,31 @@ class Sup:
             return uow.session.scalar(select(func.count(Alert.id)))
 
 
+def quantity_rule(
+    yb: Yb, action: str = "block", *, code: str = "XA01", max_quantity: int = 2, days: int = 30
+) -> str:
+    """A quantity_limit rule through the admin API: its rule_id."""
+    params = {"drug_code": code, "max_quantity": max_quantity, "window_days": days}
+    r = yb.admin("POST", "/supervision-rules", {"kind": "quantity_limit", "params": params, "action": action})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["rule_id"]
+
+
+def velocity_rule(yb: Yb, action: str = "block", *, minutes: int = 60, max_prefectures: int = 1) -> str:
+    """An identity_velocity rule through the admin API: its rule_id."""
+    params = {"window_minutes": minutes, "max_prefectures": max_prefectures}
+    r = yb.admin(
+        "POST", "/supervision-rules", {"kind": "identity_velocity", "params": params, "action": action}
+    )
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["rule_id"]
+
+
+def set_enabled(yb: Yb, rule_id: str, enabled: bool) -> None:
+    r = yb.admin("PATCH", f"/supervision-rules/{rule_id}", {"enabled": enabled})
+    assert r.status_code == 200, r.get_json()
+
+
 class StatementCounter:
     """Counts the SQL statements sent on an engine while active."""
 
@@ -154,6 +179,35 @@ class StatementCounter:
 
     def __exit__(self, *_: Any) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on)
+
+
+def statement_shapes(app: Any, fn: Any) -> list[str]:
+    """The statements `fn` sends, as "VERB table", transaction control and institution authentication
+    left out (its own path)."""
+    with app.app_context():
+        engine = db.engine
+    with StatementCounter(engine) as counter:
+        fn()
+    out = []
+    for st in counter.statements:
+        words = st.split()
+        verb = words[0].upper()
+        if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+            continue
+        table = _main_from(st) if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
+        if table != "institutions":
+            out.append(f"{verb} {table}")
+    return out
+
+
+def _main_from(statement: str) -> str:
+    """The table after the top-level FROM (not a subquery's)."""
+    depth = 0
+    for i, ch in enumerate(statement):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and statement.startswith("FROM ", i) and statement[i - 1].isspace():
+            return statement[i + 5 :].split()[0]
+    raise AssertionError(statement)
 
 
 def days(n: float) -> timedelta:

@@ -46,7 +46,13 @@ def _history(app, pid: int, iid: int, n: int) -> None:  # type: ignore[no-untype
         uow.commit()
 
 
-def _pay_statements(sup, app, pid, iid) -> list[str]:  # type: ignore[no-untyped-def]
+def _version(app) -> int:  # type: ignore[no-untyped-def]
+    with app.app_context(), db.uow(readonly=True) as uow:
+        return uow.session.scalar(q.RULES_VERSION)
+
+
+def _pay_statements(sup, app, pid, iid, version=None) -> list[str]:  # type: ignore[no-untyped-def]
+    """A check_order at pay, its sale, a check_scan; `version` as a hot path passes it (None: read)."""
     engine = app.extensions["yibao.db"]["engine"]
     order = ref()
     with app.app_context(), db.uow() as uow:
@@ -59,6 +65,7 @@ def _pay_statements(sup, app, pid, iid) -> list[str]:  # type: ignore[no-untyped
                 stage="pay",
                 order_ref=order,
                 now=NOW,
+                rules_version=version,
             )
             checks.record_sale(
                 uow, person_id=pid, institution_id=iid, lines=[("XA01", 1)], order_ref=order, at=NOW
@@ -70,6 +77,7 @@ def _pay_statements(sup, app, pid, iid) -> list[str]:  # type: ignore[no-untyped
                 institution_region="532901",
                 scan_ref=ref("SC"),
                 now=NOW,
+                rules_version=version,
             )
         uow.rollback()
     return [s for s in counter.statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
@@ -77,18 +85,24 @@ def _pay_statements(sup, app, pid, iid) -> list[str]:  # type: ignore[no-untyped
 
 def test_statements_do_not_depend_on_history(app, sup, yb, person, shops):
     pid, iid = sup.person_id(person), sup.institution_id(shops[0])
+    _pay_statements(sup, app, pid, iid)  # this app's first check reads the rules into its cache
     none = _pay_statements(sup, app, pid, iid)
-    assert len(none) == 3  # the order rules, the sale, the scan rules: nothing else without rules
+    assert len(none) == 3  # the rules' version (each check: nobody passed it), the sale: nothing else
+    # A hot path passes the version its first statement read: no statement for the rules at all.
+    assert len(_pay_statements(sup, app, pid, iid, _version(app))) == 1
     for n in range(3):
         sup.quantity_limit(f"Z{n}")  # rules on other codes cost nothing more
     sup.quantity_limit("XA01", max_quantity=100, window_days=30)
     sup.rule("repeat_purchase", drug_code="XA01", window_days=7, max_institutions=5)
     sup.rule("identity_velocity", window_minutes=60, max_prefectures=3)
+    first = _pay_statements(sup, app, pid, iid)
+    assert len(first) == 8 and "supervision_rules.id" in first[1]  # the version moved: one reload
     small = _pay_statements(sup, app, pid, iid)
     _history(app, pid, iid, 5000)
     large = _pay_statements(sup, app, pid, iid)
     assert small == large  # the same statements, text for text, after 5000 more sales and scans
-    assert len(small) == 7  # rules, lock, sales range, sale; rules, lock, scans range
+    assert len(small) == 7  # version, lock, sales range, sale; version, lock, scans range
+    assert len(_pay_statements(sup, app, pid, iid, _version(app))) == 5  # lock, range, sale; lock, range
 
 
 def _plan(app, stmt, params) -> str:  # type: ignore[no-untyped-def]

@@ -5,20 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from supervision.models import Alert, Scan
+from tests.supervision.support import velocity_rule
 from tests.support import problem
 from voucher.models import EcToken, UsageRecord
 from yibao.db import db
 
 from .support import count_rows
-
-
-def velocity_rule(yb, action: str = "block", *, minutes: int = 60, max_prefectures: int = 1) -> str:
-    params = {"window_minutes": minutes, "max_prefectures": max_prefectures}
-    r = yb.admin(
-        "POST", "/supervision-rules", {"kind": "identity_velocity", "params": params, "action": action}
-    )
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["rule_id"]
 
 
 def test_two_prefectures_within_the_window_is_blocked_and_the_code_stays_spent(app, yb, vd):
