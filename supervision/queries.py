@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, Integer, bindparam, case, func, literal, select, true, union_all, update
@@ -39,37 +41,66 @@ RULES_WITH_VERSION = (
 )
 
 
-# The person's still-counted units of one code per institution in one rule window, summed by the
-# database: one branch per distinct (code, window start) of the rules that apply, in one round trip.
-# Each branch is an index range on (person_id, code, sold_at) that only the rows inside that window
-# reach, and only one row per institution comes back, however many sales the window holds.
-def _sales_in_window(i: int) -> Any:
-    return (
-        select(
-            literal(i).label("window"),
-            sales.institution_id,
-            func.sum(sales.quantity - sales.released).label("units"),
-        )
-        .where(
-            sales.person_id == bindparam("person_id"),
-            sales.code == bindparam(f"code_{i}"),
-            sales.sold_at > bindparam(f"since_{i}"),
-            sales.released < sales.quantity,
-        )
-        .group_by(sales.institution_id)
-    )
+# The person's still-counted units per institution in every rule window, summed by the database in
+# one pass over the rows: one branch per code of the rules that apply, an index range on
+# (person_id, code, sold_at) from the code's widest window on, with one conditional sum per window of
+# that code (`SUM(CASE WHEN sold_at > :since THEN units END)`). Twenty rules on one drug read the
+# widest window's rows once, not twenty overlapping ranges; one row per institution comes back.
+Windows = dict[tuple[str, datetime], dict[int, int]]
+_window_statements: dict[tuple[int, ...], Any] = {}
 
 
-_windows_cache: dict[int, Any] = {}
+def _window_statement(shape: tuple[int, ...]) -> Any:
+    """For codes j with shape[j] windows each: rows (code, institution_id, w0 .. w{max-1}); bind
+    person_id, code_j and since_j_k (ascending in k: since_j_0 is the code's widest window)."""
+    if shape not in _window_statements:
+        width = max(shape)
+        units = sales.quantity - sales.released
+        branches = []
+        for j, n in enumerate(shape):
+            sums = [
+                func.sum(case((sales.sold_at > bindparam(f"since_{j}_{k}"), units), else_=0)).label(f"w{k}")
+                if k < n
+                else literal(0).label(f"w{k}")
+                for k in range(width)
+            ]
+            branches.append(
+                select(literal(j).label("code"), sales.institution_id, *sums)
+                .where(
+                    sales.person_id == bindparam("person_id"),
+                    sales.code == bindparam(f"code_{j}"),
+                    sales.sold_at > bindparam(f"since_{j}_0"),
+                    sales.released < sales.quantity,
+                )
+                .group_by(sales.institution_id)
+            )
+        _window_statements[shape] = branches[0] if len(branches) == 1 else union_all(*branches)
+    return _window_statements[shape]
 
 
-def sales_in_windows(n: int) -> Any:
-    """The statement for n windows: rows (window, institution_id, units); bind person_id and, for each
-    window i, code_i and since_i (events strictly after it count)."""
-    if n not in _windows_cache:
-        branches = [_sales_in_window(i) for i in range(n)]
-        _windows_cache[n] = branches[0] if n == 1 else union_all(*branches)
-    return _windows_cache[n]
+def window_sums(conn: Any, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
+    """{(code, since): {institution_id: units}} for every window: the units of `code` the person was
+    sold strictly after `since` and not given back, per institution that sold any (one statement)."""
+    by_code: dict[str, list[datetime]] = {}
+    for code, since in sorted(set(windows)):
+        by_code.setdefault(code, []).append(since)
+    out: Windows = {(code, since): {} for code, starts in by_code.items() for since in starts}
+    if not by_code:
+        return out
+    codes = list(by_code)
+    params: dict[str, Any] = {"person_id": person_id}
+    for j, code in enumerate(codes):
+        params[f"code_{j}"] = code
+        for k, since in enumerate(by_code[code]):
+            params[f"since_{j}_{k}"] = since
+    statement = _window_statement(tuple(len(by_code[c]) for c in codes))
+    for row in conn.execute(statement, params):
+        code = codes[row.code]
+        for k, since in enumerate(by_code[code]):
+            units = int(row[2 + k] or 0)
+            if units > 0:  # an institution counts in a window only for units sold inside it
+                out[(code, since)][row.institution_id] = units
+    return out
 
 
 # The person's accepted scans since the widest window's start, from the index (person_id, scanned_at,

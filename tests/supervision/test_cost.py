@@ -128,7 +128,7 @@ def _plan(app, stmt, params) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("stmt", "index"),
     [
-        ("sales_in_windows", "ix_supervision_sales_person_code_sold_at"),
+        ("window_sums", "ix_supervision_sales_person_code_sold_at"),
         ("SCANS_IN_WINDOW", "ix_supervision_scans_person_scanned_at"),
     ],
 )
@@ -139,14 +139,15 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
         _history(app, pid, iid, 500)
     if stmt == "SCANS_IN_WINDOW":
         statement, params = q.SCANS_IN_WINDOW, {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
-    else:  # two rule windows: two branches, each its own index range
-        statement = q.sales_in_windows(2)
+    else:  # two codes, three windows: two branches, each one index range from its widest window
+        statement = q._window_statement((2, 1))
         params = {
             "person_id": pids[3],
             "code_0": "XA01",
-            "since_0": NOW - timedelta(days=30),
+            "since_0_0": NOW - timedelta(days=30),
+            "since_0_1": NOW - timedelta(days=7),
             "code_1": "XB02",
-            "since_1": NOW - timedelta(days=7),
+            "since_1_0": NOW - timedelta(days=7),
         }
     plan = _plan(app, statement, params)
     assert index in plan, plan
@@ -180,7 +181,7 @@ def _oracle(sales, code, since):  # type: ignore[no-untyped-def]
         max_size=25,
     ),
     windows=st.lists(
-        st.tuples(st.sampled_from(_CODES), st.integers(0, 40 * 24 * 60)), min_size=1, max_size=4
+        st.tuples(st.sampled_from(_CODES), st.integers(0, 40 * 24 * 60)), min_size=1, max_size=6
     ),
 )
 def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, windows):
@@ -211,11 +212,6 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
                 for code, inst, at, quantity, released in rows
             ],
         )
-        params: dict = {"person_id": pid}
-        for i, (code, since) in enumerate(starts):
-            params[f"code_{i}"], params[f"since_{i}"] = code, since
-        got: dict = {w: {} for w in starts}
-        for r in uow.session.execute(q.sales_in_windows(len(starts)), params):
-            got[starts[r.window]][r.institution_id] = int(r.units)
+        got = q.window_sums(uow.core(), pid, starts)
         uow.rollback()
     assert got == {w: _oracle(rows, *w) for w in starts}
