@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from yibao.db import UnitOfWork, utcnow
+from yibao.prepared import Prepared
 
 from . import split as sp
 from .models import BenefitTotals
@@ -66,15 +67,18 @@ def lock(uow: UnitOfWork, person_id: int, year: int) -> BenefitTotals:
 # the unique (person_id, year) and then takes the conflict branch).
 _TOTALS = BenefitTotals.__table__
 _LOCK_VALUES = {
-    name: insert(_TOTALS)
-    .values(
-        person_id=bindparam("person_id"),
-        year=bindparam("year"),
-        updated_at=bindparam("now"),
-        **{c: 0 for c in COUNTED_COLUMNS},
+    name: Prepared(
+        insert(_TOTALS)
+        .values(
+            person_id=bindparam("person_id"),
+            year=bindparam("year"),
+            updated_at=bindparam("now"),
+            **{c: 0 for c in COUNTED_COLUMNS},
+        )
+        .on_conflict_do_update(index_elements=["person_id", "year"], set_={"updated_at": bindparam("now")})
+        .returning(_TOTALS.c.id, *(_TOTALS.c[c] for c in COUNTED_COLUMNS)),
+        ("person_id", "year", "now"),
     )
-    .on_conflict_do_update(index_elements=["person_id", "year"], set_={"updated_at": bindparam("now")})
-    .returning(_TOTALS.c.id, *(_TOTALS.c[c] for c in COUNTED_COLUMNS))
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 # The count of a settlement, every value a bind named totals_<column> (the statement may be one part of a
@@ -84,13 +88,15 @@ WRITE = (
     .where(_TOTALS.c.id == bindparam("totals_id"))
     .values({c: bindparam(f"totals_{c}") for c in (*COUNTED_COLUMNS, "updated_at")})
 )
+WRITE_PARAMS = ("totals_id", *(f"totals_{c}" for c in (*COUNTED_COLUMNS, "updated_at")))
 
 
 def lock_values(uow: UnitOfWork, person_id: int, year: int, now: datetime) -> Row:
     """`lock` in one round trip, as columns: the row's id and COUNTED_COLUMNS, the row locked until the
     unit of work ends (created on first use)."""
     params = {"person_id": person_id, "year": year, "now": now}
-    return uow.core().execute(_LOCK_VALUES[uow.dialect], params).one()
+    (row,) = _LOCK_VALUES[uow.dialect].execute(uow, params)
+    return row
 
 
 def write_params(totals_id: int, values: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from supervision import checks as supervision
 from yibao.china_time import china_date
 from yibao.db import UnitOfWork
 from yibao.errors import AppError
+from yibao.prepared import Prepared
 from yibao.registry.models import Institution, Person
 
 from . import ledger, orders, payers, webhooks
@@ -80,7 +81,7 @@ def _settlement_for_pay_stmt() -> Any:
     )
 
 
-_SETTLEMENT_FOR_PAY = _settlement_for_pay_stmt()
+_SETTLEMENT_FOR_PAY = Prepared(_settlement_for_pay_stmt(), ("order_id", "day", "year"))
 _HS, _ORDERS = HospitalSettlement.__table__, PaymentOrder.__table__
 _SETTLED_COLUMNS = ("split", "counted", "policy_id", "policy_version", "year", "day", "counts_for_day")
 _PAID_COLUMNS = ("status", "fund_pay_fen", "account_pay_fen", "mutual_aid_pay_fen", "cash_pay_fen")
@@ -96,8 +97,11 @@ _PAID = (
 )
 # PostgreSQL: the three writes of a paid settlement in one statement (data-modifying CTEs run exactly
 # once, to completion, whether or not the main statement reads them). SQLite has no such CTEs: three.
-_COUNTED_SETTLED_PAID = _PAID.add_cte(
-    benefit_totals.WRITE.cte("totals_counted"), _SETTLED.cte("settlement_final")
+_SETTLED_PARAMS = ("order_pk", *(f"hs_{c}" for c in _SETTLED_COLUMNS))
+_PAID_PARAMS = ("order_pk", *(f"order_{c}" for c in (*_PAID_COLUMNS, "paid_at", "updated_at")))
+_COUNTED_SETTLED_PAID = Prepared(
+    _PAID.add_cte(benefit_totals.WRITE.cte("totals_counted"), _SETTLED.cte("settlement_final")),
+    (*benefit_totals.WRITE_PARAMS, *_SETTLED_PARAMS[1:], *_PAID_PARAMS),
 )
 
 
@@ -113,7 +117,7 @@ def _write_paid(
     hs = {"order_pk": order_id, **{f"hs_{c}": v for c, v in settled.items()}}
     order = {"order_pk": order_id, **{f"order_{c}": v for c, v in paid.items()}}
     if uow.dialect == "postgresql":
-        uow.core().execute(_COUNTED_SETTLED_PAID, {**totals, **hs, **order})
+        _COUNTED_SETTLED_PAID.run(uow, {**totals, **hs, **order})
         return
     for stmt, params in ((benefit_totals.WRITE, totals), (_SETTLED, hs), (_PAID, order)):
         uow.core().execute(stmt, params)
@@ -127,7 +131,8 @@ def _settlement_for_pay(uow: UnitOfWork, order_id: int, day: Any) -> Row:
     account ids of that region (NULL until first used) and whether another paid, unrefunded outpatient
     order of the person at this institution is counted for `day` (visited_today)."""
     params = {"order_id": order_id, "day": day, "year": day.year}
-    return uow.core().execute(_SETTLEMENT_FOR_PAY, params).one()
+    (row,) = _SETTLEMENT_FOR_PAY.execute(uow, params)
+    return row
 
 
 def pay(
