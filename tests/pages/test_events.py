@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -92,8 +93,10 @@ def test_events_need_a_user(client):
 
 def test_publish_never_raises(caplog):
     class Down:
-        def pipeline(self, **_):
+        def evalsha(self, *_):
             raise redis.ConnectionError("down")
+
+        eval = evalsha
 
     assert publish(Down(), 1, "scan", {"result": "accepted"}) is None
     assert publish(Down(), 1, "bogus", {}) is None
@@ -137,3 +140,13 @@ def test_events_documented_in_openapi(client):
     op = spec["paths"]["/api/v1/events"]["get"]
     assert {p["name"] for p in op["parameters"]} >= {"after", "wait"}
     assert "EVENTS_UNAVAILABLE" in str(op["responses"])
+
+
+def test_publish_survives_a_server_that_forgot_its_scripts(redis_client):
+    """SCRIPT FLUSH (a restarted Redis): the next publish sends the script whole and is kept."""
+    stream.publish(redis_client, 42, "scan", {"n": 1})
+    redis_client.script_flush()
+    assert stream.publish(redis_client, 42, "scan", {"n": 2}) is not None
+    entries = redis_client.xrange(stream.key(42))
+    assert [json.loads(f[b"data"])["n"] for _, f in entries][-2:] == [1, 2]
+    assert 0 < redis_client.ttl(stream.key(42)) <= stream.TTL

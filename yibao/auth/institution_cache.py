@@ -20,7 +20,6 @@ The invalidation rule (docs/architecture.md, "The hot-path rules"):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -30,11 +29,11 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from yibao.db import UnitOfWork
+from yibao.redis_scripts import LuaScript
 from yibao.redis_store import RedisUnavailable, guard
 from yibao.registry import services as registry
 from yibao.registry.models import Institution
@@ -166,22 +165,8 @@ class NonceClaim:
         return [bool(int(x)) for x in out[1:]]
 
 
-class _Lua:
-    """A script sent by its SHA1 (EVALSHA), and whole when the server does not know it yet."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
-
-    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or flushed server: EVAL also caches it again
-            return client.eval(self.text, len(keys), *keys, *args)
-
-
-_CLAIM_SCRIPT = _Lua(_CLAIM)
-_TOKEN_SCRIPT = _Lua(_GET_OR_CREATE)
+_CLAIM_SCRIPT = LuaScript(_CLAIM)
+_TOKEN_SCRIPT = LuaScript(_GET_OR_CREATE)
 
 
 class Authenticator:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from yibao.redis_scripts import LuaScript
+
 log = logging.getLogger(__name__)
 
 KEY = "yb:events:{}"
@@ -22,6 +24,15 @@ TTL = 24 * 3600
 KINDS = frozenset({"scan", "payment"})
 CURSOR_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 START = "0-0"
+
+
+# XADD (trimmed to about MAXLEN) and EXPIRE in one command: one round trip, and cheaper in redis-py
+# than a two-command pipeline (one stream key: a single slot on a cluster too).
+_PUBLISH = LuaScript(
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',"
+    " 'kind', ARGV[2], 'at', ARGV[3], 'data', ARGV[4])"
+    " redis.call('EXPIRE', KEYS[1], ARGV[5]) return id"
+)
 
 
 def key(person_id: int | str) -> str:
@@ -43,11 +54,8 @@ def publish(redis: Any, person_id: int | str, kind: str, payload: dict[str, Any]
             "at": f"{time.time():.3f}",
             "data": json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str),
         }
-        k = key(person_id)
-        pipe = redis.pipeline(transaction=False)
-        pipe.xadd(k, fields, maxlen=MAXLEN, approximate=True)
-        pipe.expire(k, TTL)
-        event_id = pipe.execute()[0]
+        args = (MAXLEN, fields["kind"], fields["at"], fields["data"], TTL)
+        event_id = _PUBLISH(redis, [key(person_id)], args)
         return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
     except Exception as exc:  # noqa: BLE001 - by contract: log and continue
         log.warning(
