@@ -20,6 +20,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -200,21 +201,49 @@ def begin(
     return Claim(row.id, token, row.period_start)
 
 
-def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetime) -> IdempotencyKey | None:
-    """A live claim of the key in the previous or next month's partition (locked), if any."""
-    this = month_start(now)
-    return uow.session.scalar(
-        select(IdempotencyKey)
-        .where(
-            IdempotencyKey.institution_id == institution_id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.period_start.in_((add_months(this, -1), add_months(this, 1))),
-            IdempotencyKey.expires_at > now,
-        )
-        .order_by(IdempotencyKey.created_at.desc())
-        .limit(1)
-        .with_for_update()
+_K = IdempotencyKey.__table__.c
+_MONTH = _K.period_start.type
+# The claim's columns that begin() decides on, for the neighbouring months' live claim (prebuilt: it runs
+# on every idempotent POST near a month boundary).
+_LIVE_NEIGHBOUR = Prepared(
+    select(
+        _K.id,
+        _K.period_start,
+        _K.request_hash,
+        _K.state,
+        _K.response_status,
+        _K.response_body,
+        _K.locked_until,
+        _K.expires_at,
     )
+    .where(
+        _K.institution_id == bindparam("institution_id"),
+        _K.key == bindparam("key"),
+        # typed: the bind parameters of an IN list do not take the column's type
+        _K.period_start.in_(
+            (bindparam("previous_month", type_=_MONTH), bindparam("next_month", type_=_MONTH))
+        ),
+        _K.expires_at > bindparam("now"),
+    )
+    .order_by(_K.created_at.desc())
+    .limit(1)
+    .with_for_update(),
+    ("institution_id", "key", "previous_month", "next_month", "now"),
+)
+
+
+def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetime) -> Any:
+    """A live claim of the key in the previous or next month's partition (locked), if any: its columns
+    (id, period_start, request_hash, state, response_status, response_body, locked_until, expires_at)."""
+    this = month_start(now)
+    values = {
+        "institution_id": institution_id,
+        "key": key,
+        "previous_month": add_months(this, -1),
+        "next_month": add_months(this, 1),
+        "now": now,
+    }
+    return _LIVE_NEIGHBOUR.first(uow, values)
 
 
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:

@@ -102,4 +102,4 @@ def lock_idempotency_key(uow: UnitOfWork, institution_id: int, key: str) -> None
     if uow.dialect != "postgresql":
         return
     digest = hashlib.sha256(f"{institution_id}:{key}".encode()).digest()
-    uow.session.execute(_ADVISORY_LOCK, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})
+    uow.core().execute(_ADVISORY_LOCK, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})

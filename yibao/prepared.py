@@ -68,6 +68,9 @@ class Prepared:
             raise ValueError(
                 f"statement parameters {sorted(by_name)} are not those named {sorted(self.params)}"
             )
+        untyped = sorted(n for n in self.params if by_name[n].type._isnull)  # noqa: SLF001
+        if untyped:  # no bind processor would run: e.g. a datetime stored in SQLite's text format
+            raise ValueError(f"parameters {untyped} have no type: give their bindparam a type_")
         # the statement's own constants (`balance + :fen >= 0`, `state = 'in_progress'`) keep their value
         constants = tuple((n, b.effective_value) for n, b in by_name.items() if n not in self.params)
         processors = compiled._bind_processors  # noqa: SLF001 - the compiled statement's own processors

@@ -166,3 +166,15 @@ def test_a_statement_s_own_constants_keep_their_values(app, inst_id) -> None:  #
         kinds = {biz: USAGE_BY_BIZ.execute(uow, {"biz": biz})[0].kind for biz in ("const-1", "const-2")}
         assert kinds == {"const-1": "offline", "const-2": "signed"}
         uow.rollback()
+
+
+def test_an_untyped_parameter_is_refused_at_compile() -> None:
+    """A bind parameter without a type would skip its column's processor (an IN list's, say): SQLite
+    would then store or compare a datetime in another text format. Refused when first compiled."""
+    from sqlalchemy.dialects import sqlite
+
+    untyped = Prepared(
+        select(USAGE.c.id).where(USAGE.c.created_at.in_((bindparam("a"), bindparam("b")))), ("a", "b")
+    )
+    with pytest.raises(ValueError, match="have no type"):
+        untyped._compile(sqlite.dialect())
