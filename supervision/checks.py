@@ -146,12 +146,11 @@ def check_order(
     if stage == "pay":
         lock_person(uow, person_id, now=now)
     windows = sorted({(r.params["drug_code"], window_start(now, r)) for r in rules})
-    params: dict[str, Any] = {"person_id": person_id}
-    for i, (code, since) in enumerate(windows):
-        params[f"code_{i}"], params[f"since_{i}"] = code, since
     counted: dict[tuple[str, datetime], dict[int, int]] = {w: {} for w in windows}
+    params = q.window_params(person_id, windows)
     for row in uow.session.execute(q.sales_in_windows(len(windows)), params):
-        counted[windows[row.window]][row.institution_id] = int(row.units)
+        net = counted[windows[row.window]]  # full days and first day: two rows of an institution
+        net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
     findings = evaluate_order(rules, counted, units=units, institution_id=institution_id, now=now)
     return _conclude(
         uow,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Integer, bindparam, case, func, literal, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, Scan
+from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, SaleDay, Scan
 
 # Core tables (not the mapped classes): these statements never go through the ORM.
 rules, sales, scans = Rule.__table__.c, Sale.__table__.c, Scan.__table__.c
 state = RulesState.__table__.c
+days = SaleDay.__table__.c
 
 _RULE_COLUMNS = (rules.id, rules.rule_id, rules.kind, rules.action, rules.params, rules.drug_code)
 
@@ -40,10 +43,27 @@ RULES_WITH_VERSION = (
 
 
 # The person's still-counted units of one code per institution in one rule window, summed by the
-# database: one branch per distinct (code, window start) of the rules that apply, in one round trip.
-# Each branch is an index range on (person_id, code, sold_at) that only the rows inside that window
-# reach, and only one row per institution comes back, however many sales the window holds.
-def _sales_in_window(i: int) -> Any:
+# database: a window is its full UTC days, from supervision_sale_days (per-day totals kept by triggers,
+# migration s0003), plus the sales of its first, partial day (strictly after the window's start, before
+# the next midnight), from the covering index on (person_id, code, sold_at): at most one row per day and
+# institution plus one day's sales, however many sales the window holds. Two branches per distinct
+# (code, window start) of the rules that apply, all in one statement (one round trip, one snapshot).
+# Both branches skip what counts nothing, so an institution comes back only with units to count; its
+# rows of both branches add up (checks.check_order).
+def _days_in_window(i: int) -> Any:
+    return (
+        select(literal(i).label("window"), days.institution_id, func.sum(days.units).label("units"))
+        .where(
+            days.person_id == bindparam("person_id"),
+            days.code == bindparam(f"code_{i}"),
+            days.day >= bindparam(f"day_{i}"),
+            days.units > 0,
+        )
+        .group_by(days.institution_id)
+    )
+
+
+def _first_day_of_window(i: int) -> Any:
     return (
         select(
             literal(i).label("window"),
@@ -54,6 +74,7 @@ def _sales_in_window(i: int) -> Any:
             sales.person_id == bindparam("person_id"),
             sales.code == bindparam(f"code_{i}"),
             sales.sold_at > bindparam(f"since_{i}"),
+            sales.sold_at < bindparam(f"day_{i}"),
             sales.released < sales.quantity,
         )
         .group_by(sales.institution_id)
@@ -64,12 +85,27 @@ _windows_cache: dict[int, Any] = {}
 
 
 def sales_in_windows(n: int) -> Any:
-    """The statement for n windows: rows (window, institution_id, units); bind person_id and, for each
-    window i, code_i and since_i (events strictly after it count)."""
+    """The statement for n windows: rows (window, institution_id, units), an institution's units of a
+    window possibly in two rows (add them up); bind window_params()."""
     if n not in _windows_cache:
-        branches = [_sales_in_window(i) for i in range(n)]
-        _windows_cache[n] = branches[0] if n == 1 else union_all(*branches)
+        branches = (b(i) for i in range(n) for b in (_days_in_window, _first_day_of_window))
+        _windows_cache[n] = union_all(*branches)
     return _windows_cache[n]
+
+
+def next_midnight(at: datetime) -> datetime:
+    """The first 00:00 UTC strictly after `at`: where a window starting at `at` has its full days."""
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def window_params(person_id: int, windows: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
+    """sales_in_windows(len(windows))'s parameters: window i counts code windows[i][0] strictly after
+    windows[i][1]."""
+    params: dict[str, Any] = {"person_id": person_id}
+    for i, (code, since) in enumerate(windows):
+        params[f"code_{i}"], params[f"since_{i}"], params[f"day_{i}"] = code, since, next_midnight(since)
+    return params
 
 
 # The person's accepted scans since the widest window's start, from the index (person_id, scanned_at,

@@ -212,3 +212,24 @@ def _main_from(statement: str) -> str:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def window_oracle(sales: Iterable[tuple], code: str, since: datetime) -> dict[int, int]:
+    """Units per institution of `code` sold strictly after `since`, less what refunds released, from
+    (code, institution_id, sold_at, quantity, released) tuples."""
+    out: dict[int, int] = {}
+    for s_code, inst, at, quantity, released in sales:
+        if s_code == code and at > since and quantity > released:
+            out[inst] = out.get(inst, 0) + quantity - released
+    return out
+
+
+def read_windows(uow: Any, person_id: int, starts: list[tuple[str, datetime]]) -> dict:
+    """queries.sales_in_windows' per-institution sums of each (code, start), added up as check_order does."""
+    from supervision import queries as q
+
+    got: dict = {w: {} for w in starts}
+    for r in uow.session.execute(q.sales_in_windows(len(starts)), q.window_params(person_id, starts)):
+        net = got[starts[r.window]]
+        net[r.institution_id] = net.get(r.institution_id, 0) + int(r.units)
+    return got

@@ -14,7 +14,7 @@ from supervision import queries as q
 from supervision.models import Sale, Scan
 from yibao.db import db
 
-from .support import NOW, StatementCounter, ref
+from .support import NOW, StatementCounter, read_windows, ref, window_oracle
 
 
 def _history(app, pid: int, iid: int, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -141,13 +141,9 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
         statement, params = q.SCANS_IN_WINDOW, {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
     else:  # two rule windows: two branches, each its own index range
         statement = q.sales_in_windows(2)
-        params = {
-            "person_id": pids[3],
-            "code_0": "XA01",
-            "since_0": NOW - timedelta(days=30),
-            "code_1": "XB02",
-            "since_1": NOW - timedelta(days=7),
-        }
+        params = q.window_params(
+            pids[3], [("XA01", NOW - timedelta(days=30)), ("XB02", NOW - timedelta(days=7))]
+        )
     plan = _plan(app, statement, params)
     assert index in plan, plan
     assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
@@ -156,15 +152,6 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
 # --- the database's sums are the rules' arithmetic -------------------------------------------------
 
 _CODES = ("XA01", "XB02")
-
-
-def _oracle(sales, code, since):  # type: ignore[no-untyped-def]
-    """Units per institution of `code` sold strictly after `since`, less what refunds released."""
-    out: dict[int, int] = {}
-    for s_code, inst, at, quantity, released in sales:
-        if s_code == code and at > since and quantity > released:
-            out[inst] = out.get(inst, 0) + quantity - released
-    return out
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -211,11 +198,6 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
                 for code, inst, at, quantity, released in rows
             ],
         )
-        params: dict = {"person_id": pid}
-        for i, (code, since) in enumerate(starts):
-            params[f"code_{i}"], params[f"since_{i}"] = code, since
-        got: dict = {w: {} for w in starts}
-        for r in uow.session.execute(q.sales_in_windows(len(starts)), params):
-            got[starts[r.window]][r.institution_id] = int(r.units)
+        got = read_windows(uow, pid, starts)
         uow.rollback()
-    assert got == {w: _oracle(rows, *w) for w in starts}
+    assert got == {w: window_oracle(rows, *w) for w in starts}
