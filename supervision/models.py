@@ -143,7 +143,10 @@ class SaleDay(Base):
     its cost does not grow with the number of sales inside it. `day` is the day's 00:00 UTC."""
 
     __tablename__ = "supervision_sale_days"
-    __table_args__ = (CheckConstraint("units >= 0", name="units"),)
+    __table_args__ = (
+        CheckConstraint("units >= 0", name="units"),
+        {"sqlite_with_rowid": False},  # SQLite: the rows are the key's b-tree
+    )
 
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "person_id", "code", "day", "institution_id", name=op.f("pk_supervision_sale_days")
         ),
+        sqlite_with_rowid=False,  # SQLite: the rows are the key's b-tree (the sums read nothing else)
     )
     op.drop_index(INDEX, table_name="supervision_sales")
     if postgres:

@@ -147,6 +147,11 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
     plan = _plan(app, statement, params)
     assert index in plan, plan
     assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
+    if stmt == "sales_in_windows":  # full days from the per-day totals, the first day index-only
+        only = ("COVERING INDEX ix_supervision_sales", "Index Only Scan using ix_supervision_sales")
+        assert any(s in plan for s in only), plan
+        days = ("supervision_sale_days USING PRIMARY KEY", "pk_supervision_sale_days")
+        assert any(s in plan for s in days), plan
 
 
 # --- the database's sums are the rules' arithmetic -------------------------------------------------
