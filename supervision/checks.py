@@ -132,8 +132,9 @@ def check_order(
     transaction before record_sale. `rules_version`: what rules_version_column() read in the request's
     first statement (None: read here). Statements: none for the rules while the worker's cache holds
     that version (else one, rule_cache.py; one more for the version when None); with a rule on a code of
-    the order, one lock (pay only) and one read of per-institution sums (an indexed range per rule
-    window); one alert insert when a rule is broken.
+    the order, one lock (pay only) and one read of per-institution sums (per window: an index range into
+    the day totals and one into its first day's sales; queries.window_sums); one alert insert when a
+    rule is broken.
 
     Raises SUPERVISION_BLOCKED (SupervisionBlocked) when a block rule is broken.
     """
@@ -145,12 +146,8 @@ def check_order(
         return Verdict()
     if stage == "pay":
         lock_person(uow, person_id, now=now)
-    windows = sorted({(r.params["drug_code"], window_start(now, r)) for r in rules})
-    counted: dict[tuple[str, datetime], dict[int, int]] = {w: {} for w in windows}
-    params = q.window_params(person_id, windows)
-    for row in uow.session.execute(q.sales_in_windows(len(windows)), params):
-        net = counted[windows[row.window]]  # full days and first day: two rows of an institution
-        net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
+    windows = {(r.params["drug_code"], window_start(now, r)) for r in rules}
+    counted = q.window_sums(uow.core(), person_id, windows)
     findings = evaluate_order(rules, counted, units=units, institution_id=institution_id, now=now)
     return _conclude(
         uow,

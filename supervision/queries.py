@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Integer, bindparam, case, func, literal, select, true, union_all, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+
+from yibao.db import UTCDateTime
 
 from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, SaleDay, Scan
 
@@ -42,55 +57,81 @@ RULES_WITH_VERSION = (
 )
 
 
-# The person's still-counted units of one code per institution in one rule window, summed by the
-# database: a window is its full UTC days, from supervision_sale_days (per-day totals kept by triggers,
-# migration s0003), plus the sales of its first, partial day (strictly after the window's start, before
-# the next midnight), from the covering index on (person_id, code, sold_at): at most one row per day and
-# institution plus one day's sales, however many sales the window holds. Two branches per distinct
-# (code, window start) of the rules that apply, all in one statement (one round trip, one snapshot).
-# Both branches skip what counts nothing, so an institution comes back only with units to count; its
-# rows of both branches add up (checks.check_order).
-def _days_in_window(i: int) -> Any:
+# The person's still-counted units per institution in every rule window, summed by the database. A
+# window is its full UTC days (from the first midnight strictly after its start), read from
+# supervision_sale_days (per-day totals kept by triggers, migration s0003), plus its first, partial day
+# (strictly after the start, before that midnight), read from supervision_sales through the covering
+# index on (person_id, code, sold_at). The windows are a list of bound rows (i, code, since, day); two
+# branches join it, one to each table, so each window is an index range into the day totals and one
+# into its first day's sales (a nested loop), whatever the number of windows and codes: what a window
+# reads is at most one row per day and institution plus one day's sales, however many sales it holds.
+# An institution's two rows of a window add up (window_sums).
+Windows = dict[tuple[str, datetime], dict[int, int]]
+_window_statements: dict[tuple[int, str], Any] = {}
+
+
+def _per_window(w: Any, table: Any, where: Any, units: Any, institution_id: Any, lateral: bool) -> Any:
+    """Each window's rows of `table` summed per institution. PostgreSQL: a LATERAL subquery, so the
+    planner runs one index range per window (a plain join's estimate of ranges bounded by another
+    table's columns made it scan the person's every sale); SQLite's planner nests the join so itself."""
+    if lateral:
+        per = select(institution_id, func.sum(units).label("units")).where(where).group_by(institution_id)
+        per = per.lateral("per_window")
+        columns = (w.c.i.label("window"), per.c.institution_id, per.c.units)
+        return select(*columns).select_from(w.join(per, true()))
     return (
-        select(literal(i).label("window"), days.institution_id, func.sum(days.units).label("units"))
-        .where(
-            days.person_id == bindparam("person_id"),
-            days.code == bindparam(f"code_{i}"),
-            days.day >= bindparam(f"day_{i}"),
-            days.units > 0,
-        )
-        .group_by(days.institution_id)
+        select(w.c.i.label("window"), institution_id, func.sum(units).label("units"))
+        .select_from(w)
+        .join(table, where)
+        .group_by(w.c.i, institution_id)
     )
 
 
-def _first_day_of_window(i: int) -> Any:
-    return (
-        select(
-            literal(i).label("window"),
+def _window_statement(n: int, dialect: str) -> Any:
+    """For n windows: rows (window, institution_id, units), to be added up per (window,
+    institution_id); bind window_params()."""
+    key = (n, dialect)
+    if key not in _window_statements:
+        rows = [
+            select(
+                literal(i).label("i"),
+                bindparam(f"code_{i}", type_=String).label("code"),
+                bindparam(f"since_{i}", type_=UTCDateTime).label("since"),
+                bindparam(f"day_{i}", type_=UTCDateTime).label("day"),
+            )
+            for i in range(n)
+        ]
+        w = (rows[0] if n == 1 else union_all(*rows)).cte("windows")
+        lateral = dialect == "postgresql"
+        full_days = _per_window(
+            w,
+            SaleDay.__table__,
+            and_(
+                days.person_id == bindparam("person_id"),
+                days.code == w.c.code,
+                days.day >= w.c.day,
+                days.units > 0,
+            ),
+            days.units,
+            days.institution_id,
+            lateral,
+        )
+        first_day = _per_window(
+            w,
+            Sale.__table__,
+            and_(
+                sales.person_id == bindparam("person_id"),
+                sales.code == w.c.code,
+                sales.sold_at > w.c.since,
+                sales.sold_at < w.c.day,
+                sales.released < sales.quantity,
+            ),
+            sales.quantity - sales.released,
             sales.institution_id,
-            func.sum(sales.quantity - sales.released).label("units"),
+            lateral,
         )
-        .where(
-            sales.person_id == bindparam("person_id"),
-            sales.code == bindparam(f"code_{i}"),
-            sales.sold_at > bindparam(f"since_{i}"),
-            sales.sold_at < bindparam(f"day_{i}"),
-            sales.released < sales.quantity,
-        )
-        .group_by(sales.institution_id)
-    )
-
-
-_windows_cache: dict[int, Any] = {}
-
-
-def sales_in_windows(n: int) -> Any:
-    """The statement for n windows: rows (window, institution_id, units), an institution's units of a
-    window possibly in two rows (add them up); bind window_params()."""
-    if n not in _windows_cache:
-        branches = (b(i) for i in range(n) for b in (_days_in_window, _first_day_of_window))
-        _windows_cache[n] = union_all(*branches)
-    return _windows_cache[n]
+        _window_statements[key] = union_all(full_days, first_day)
+    return _window_statements[key]
 
 
 def next_midnight(at: datetime) -> datetime:
@@ -100,12 +141,27 @@ def next_midnight(at: datetime) -> datetime:
 
 
 def window_params(person_id: int, windows: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
-    """sales_in_windows(len(windows))'s parameters: window i counts code windows[i][0] strictly after
+    """_window_statement(len(windows), dialect)'s parameters: window i counts windows[i][0] strictly after
     windows[i][1]."""
     params: dict[str, Any] = {"person_id": person_id}
     for i, (code, since) in enumerate(windows):
         params[f"code_{i}"], params[f"since_{i}"], params[f"day_{i}"] = code, since, next_midnight(since)
     return params
+
+
+def window_sums(conn: Any, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
+    """{(code, since): {institution_id: units}} for every window: the units of `code` the person was
+    sold strictly after `since` and not given back, per institution that sold any (one statement)."""
+    ordered = sorted(set(windows))
+    out: Windows = {w: {} for w in ordered}
+    if not ordered:
+        return out
+    for row in conn.execute(
+        _window_statement(len(ordered), conn.dialect.name), window_params(person_id, ordered)
+    ):
+        net = out[ordered[row.window]]  # full days and first day: two rows of an institution add up
+        net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
+    return out
 
 
 # The person's accepted scans since the widest window's start, from the index (person_id, scanned_at,

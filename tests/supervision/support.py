@@ -225,11 +225,7 @@ def window_oracle(sales: Iterable[tuple], code: str, since: datetime) -> dict[in
 
 
 def read_windows(uow: Any, person_id: int, starts: list[tuple[str, datetime]]) -> dict:
-    """queries.sales_in_windows' per-institution sums of each (code, start), added up as check_order does."""
+    """queries.window_sums of each (code, start), as check_order reads them."""
     from supervision import queries as q
 
-    got: dict = {w: {} for w in starts}
-    for r in uow.session.execute(q.sales_in_windows(len(starts)), q.window_params(person_id, starts)):
-        net = got[starts[r.window]]
-        net[r.institution_id] = net.get(r.institution_id, 0) + int(r.units)
-    return got
+    return q.window_sums(uow.core(), person_id, starts)

@@ -292,6 +292,9 @@ class _Bare:
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
+    def core(self) -> Any:
+        return self.session.connection()
+
 
 # --- the cached lookup is the old query ------------------------------------------------------------
 
