@@ -41,10 +41,12 @@ MAX_KEY_LEN = 255
 
 @dataclass(frozen=True)
 class Claim:
-    """We own this key until locked_until; complete() needs the token."""
+    """We own this key until locked_until; complete() needs the token. `period_start` is the row's
+    month (its partition on PostgreSQL): complete and release name it, so only that partition is read."""
 
     id: int
     token: str
+    period_start: datetime
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,12 @@ _COMPLETE = Prepared(
     _KEYS.update()
     .where(
         _KEYS.c.id == bindparam("claim_id"),
+        _KEYS.c.period_start == bindparam("claim_month"),
         _KEYS.c.claim_token == bindparam("token"),
         _KEYS.c.state == "in_progress",
     )
     .values(state="done", response_status=bindparam("status"), response_body=bindparam("body")),
-    ("claim_id", "token", "status", "body"),
+    ("claim_id", "claim_month", "token", "status", "body"),
 )
 
 
@@ -141,7 +144,7 @@ def try_claim(
     new_id = _insert_claim(uow, values)
     if new_id is None:
         return None
-    return Claim(new_id, values["claim_token"])
+    return Claim(new_id, values["claim_token"], values["period_start"])
 
 
 def begin(
@@ -164,7 +167,7 @@ def begin(
     new_id = None if row is not None else _insert_claim(uow, values)
     if new_id is not None:
         uow.commit()
-        return Claim(new_id, token)
+        return Claim(new_id, token, values["period_start"])
     row = row or uow.session.scalar(
         select(IdempotencyKey)
         .where(
@@ -194,7 +197,7 @@ def begin(
         .execution_options(synchronize_session=False)
     )
     uow.commit()
-    return Claim(row.id, token)
+    return Claim(row.id, token, row.period_start)
 
 
 def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetime) -> IdempotencyKey | None:
@@ -216,7 +219,8 @@ def _live_neighbour(uow: UnitOfWork, institution_id: int, key: str, now: datetim
 
 def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
     """Store the response in the caller's transaction; refuses if the claim was taken over."""
-    changed = _COMPLETE.run(uow, {"claim_id": claim.id, "token": claim.token, "status": status, "body": body})
+    values = {"claim_id": claim.id, "claim_month": claim.period_start, "token": claim.token}
+    changed = _COMPLETE.run(uow, {**values, "status": status, "body": body})
     if changed != 1:
         raise AppError("IDEMPOTENCY_KEY_IN_USE")
 
@@ -224,7 +228,11 @@ def complete(uow: UnitOfWork, claim: Claim, status: int, body: str) -> None:
 def release(uow: UnitOfWork, claim: Claim) -> None:
     """Forget a claim whose request failed without effect (5xx), so a retry runs again."""
     uow.session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.id == claim.id, IdempotencyKey.claim_token == claim.token)
+        delete(IdempotencyKey).where(
+            IdempotencyKey.id == claim.id,
+            IdempotencyKey.period_start == claim.period_start,
+            IdempotencyKey.claim_token == claim.token,
+        )
     )
 
 

@@ -126,7 +126,9 @@ def test_offline_code_made_in_the_page_verifies_and_online_returns(yb, device, s
     assert rec["exported"] == "InvalidAccessError" and rec["jwk"] == "InvalidAccessError"
     assert (rec["algorithm"], rec["hash"], rec["usages"]) == ("HMAC", "SHA-256", ["sign"])
     assert rec["fields"]["credentialId"] == cred["credential_id"]
-    assert rec["fields"]["psn"] == p.psn_no
+    # Whose key it is, as a digest only: the person's number is not kept on the phone.
+    assert "psn" not in rec["fields"] and p.psn_no not in str(rec["fields"])
+    assert rec["fields"]["psnHash"] == hashlib.sha256(f"yb-psn:{p.psn_no}".encode()).hexdigest()
     assert cred["secret"] not in str(rec["fields"])
     assert cred["secret"] not in page.evaluate(STORAGE)
 

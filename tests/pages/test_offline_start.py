@@ -9,6 +9,7 @@ accepted codes (phone time + the offset last seen in a Date header), with a warn
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from typing import Any
@@ -109,6 +110,7 @@ def test_the_app_opens_with_no_network_and_shows_the_offline_code(yb, device, sh
     assert fields["nameMasked"] == name_masked and name_masked != p.name
     assert fields["psnMasked"] == p.psn_no[:3] + "*" * (len(p.psn_no) - 7) + p.psn_no[-4:]
     assert p.id_number not in str(fields) and p.id_number[-6:] not in str(fields)
+    assert p.psn_no not in str(fields)  # a digest of it decides whose record it is (offline.js)
 
     # API answers go to the network, never through the worker's cache; the shell comes from the worker.
     with page.expect_response(lambda r: "/api/v1/vouchers" in r.url) as info:
@@ -216,3 +218,75 @@ def test_a_phone_clock_five_minutes_off_still_makes_accepted_codes(yb, device, p
     status, body = scan_live(pages_server, inst, code2)
     assert status == 200, body
     _clean(b)
+
+
+@pytest.mark.slow
+def test_online_but_the_service_unreachable_still_shows_the_offline_code(yb, device, pages_server):
+    """navigator.onLine says only that an interface is up: a phone "online" in a basement whose
+    requests go nowhere opens the app, probes /healthz, and shows its offline code, not the login."""
+    p = yb.person(activate=False)
+    b = device("zh-CN", 320, 720)
+    _, cred = _enrolled(b, p)
+    _worker_ready(b.page)
+    b.page.close()
+    context = b.page.context
+    context.route("**/healthz", lambda route: route.abort("internetdisconnected"))
+    try:
+        page = _new_page(b)
+        page.goto(b.base + "/app/")
+        page.wait_for_selector("body[data-ready=yes]")
+        assert page.evaluate("navigator.onLine") is True
+        code = _offline_shown(page)
+        assert code.startswith(f"YO1:{cred['credential_id']}:")
+        assert page.is_visible("#offline-login") and page.is_hidden("#tabs")
+    finally:
+        context.unroute("**/healthz")
+    # The service answers again: a fresh start without a session asks for the login, as before.
+    page.close()
+    page = _new_page(b)
+    page.goto(b.base + "/app/")
+    page.wait_for_selector("body[data-ready=yes]")
+    assert page.is_visible("#screen-activate") and page.locator("#qr svg").count() == 0
+
+
+@pytest.mark.slow
+def test_a_record_of_the_earlier_page_is_rewritten_with_the_digest(yb, device, pages_server):
+    """A phone enrolled by the page before the digest kept the full psn_no: the first look-up by its
+    person replaces it with the digest; another person's look-up finds nothing and changes nothing."""
+    p = yb.person(activate=False)
+    b = device("zh-CN", 320, 720)
+    _enrolled(b, p)
+    page = b.page
+    device_id = page.evaluate("localStorage.getItem('yb.app.device')")
+    assert device_id
+    got = page.evaluate(
+        """async ([psn, dev]) => {
+          const m = await import("/app/offline.js");
+          const db = await new Promise((ok, ko) => {
+            const r = indexedDB.open("yb.app.offline", 1);
+            r.onsuccess = () => ok(r.result);
+            r.onerror = () => ko(r.error);
+          });
+          const put = (rec) => new Promise((ok, ko) => {
+            const t = db.transaction("credential", "readwrite");
+            t.objectStore("credential").put(rec, "device");
+            t.oncomplete = ok;
+            t.onerror = () => ko(t.error);
+          });
+          const old = { ...(await m.storedAny()) };
+          delete old.psnHash;
+          old.psn = psn;
+          await put(old);
+          const other = await m.stored("psn_someone_else", dev);
+          const afterOther = await m.storedAny();
+          const mine = await m.stored(psn, dev);
+          const after = await m.storedAny();
+          db.close();
+          return { other, otherKept: afterOther.psn === psn, mine: !!mine,
+                   fields: Object.keys(after).filter((k) => k !== "key").sort(), hash: after.psnHash };
+        }""",
+        [p.psn_no, device_id],
+    )
+    assert got["other"] is None and got["otherKept"] is True
+    assert got["mine"] is True and "psn" not in got["fields"] and "psnHash" in got["fields"]
+    assert got["hash"] == hashlib.sha256(f"yb-psn:{p.psn_no}".encode()).hexdigest()

@@ -160,3 +160,30 @@ def test_keys_kept_24h_then_purged(app, yb, pay, shop, runner):
         uow.commit()
     out = runner.invoke(args=["payments", "purge-idempotency-keys"])
     assert out.exit_code == 0 and '"deleted": 1' in out.output
+
+
+def test_complete_and_release_name_the_claim_s_month(app, yb, shop, is_postgres):
+    """A claim carries its row's month (period_start, the partition key): complete() changes that row
+    only, and a claim naming another month changes nothing. On PostgreSQL the plan of the completion
+    reads one partition, not every month's index."""
+    h = "0" * 64
+    claim = _claim(app, shop.org_id, "k-month", h, lock_seconds=60)
+    assert isinstance(claim, idempotency.Claim)
+    wrong = idempotency.Claim(claim.id, claim.token, claim.period_start - timedelta(days=40))
+    with app.app_context(), db.uow() as uow:
+        with pytest.raises(AppError) as exc:
+            idempotency.complete(uow, wrong, 200, "{}")
+        assert exc.value.code == "IDEMPOTENCY_KEY_IN_USE"
+        idempotency.release(uow, wrong)  # another month: nothing to forget
+        idempotency.complete(uow, claim, 200, "{}")
+        uow.commit()
+    with app.app_context(), db.uow(readonly=True) as uow:
+        row = uow.session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "k-month"))
+        assert row.state == "done"
+        if is_postgres:
+            compiled = idempotency._COMPLETE._compile(uow.core().dialect)
+            values = {"claim_id": claim.id, "claim_month": claim.period_start, "token": claim.token}
+            values.update(status=200, body="{}", **dict(compiled.constants))
+            plan = "\n".join(r[0] for r in uow.core().exec_driver_sql("EXPLAIN " + compiled.sql, {**values}))
+            scans = [line for line in plan.splitlines() if "Scan" in line]
+            assert len(scans) == 1 and "idempotency_keys_p" in scans[0], plan  # one month's partition

@@ -747,11 +747,29 @@ async function registerWorker() {
   }
 }
 
+// Whether the service answers at all: navigator.onLine only says a network interface is up (a basement's
+// weak cell, a captive portal, a dead uplink still say "online"). One GET /healthz, never cached by the
+// service worker, that must answer within PROBE_MS.
+const PROBE_MS = 3000;
+async function serviceReachable() {
+  if (navigator.onLine === false) return false;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), PROBE_MS);
+  try {
+    const r = await fetch("/healthz", { cache: "no-store", signal: ctl.signal });
+    return r.ok;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // No session and no network (the tab was closed, the person opens the app in the basement): the code of
 // the person this device's offline credential was made for, labelled offline; log in once back online.
 async function startWithoutSession() {
   const rec =
-    navigator.onLine === false && localStorage.getItem(OFFLINE_OFF) !== "1"
+    localStorage.getItem(OFFLINE_OFF) !== "1" && !(await serviceReachable())
       ? await offline.storedAny().catch(() => null)
       : null;
   if (!rec || state.session) {

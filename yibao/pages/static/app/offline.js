@@ -59,11 +59,28 @@ export function forget() {
 /* The stored record whoever it is for (a start with no session and no network shows its code). */
 export const storedAny = () => readRecord();
 
+/* Whose record it is, without keeping the person's number on the phone: SHA-256 of "yb-psn:" + psn_no,
+ * hex. The page only ever compares it with the logged-in person's; the label shown is psnMasked. */
+export async function psnDigest(psn) {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode("yb-psn:" + psn));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /* The stored credential if it is this person's on this device:
- * {credentialId, key, psn, deviceId, createdAt, psnMasked, nameMasked, clock: {offsetMs, at} | null}. */
+ * {credentialId, key, psnHash, deviceId, createdAt, psnMasked, nameMasked, clock: {offsetMs, at} | null}.
+ * A record of an earlier version of the page (the full psn) is rewritten with the digest when it matches. */
 export async function stored(psn, deviceId) {
   const rec = await readRecord();
-  return rec && rec.psn === psn && rec.deviceId === deviceId ? rec : null;
+  if (!rec || rec.deviceId !== deviceId) return null;
+  const digest = await psnDigest(psn);
+  if (rec.psnHash === digest) return rec;
+  if (rec.psn !== undefined && rec.psn === psn) {
+    delete rec.psn;
+    rec.psnHash = digest;
+    await writeRecord(rec);
+    return rec;
+  }
+  return null;
 }
 
 // ------------------------------------------------------------------ the credential
@@ -81,7 +98,7 @@ export async function enrol(authed, psn, deviceId, label = {}, clock = null) {
   const rec = {
     credentialId: cred.credential_id,
     key,
-    psn,
+    psnHash: await psnDigest(psn),
     deviceId,
     createdAt: cred.created_at,
     psnMasked: maskPsn(psn),
