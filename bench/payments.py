@@ -4,6 +4,9 @@ the bare endpoint; the same load with 20 active fund-supervision rules on the or
 of a person with 10 vs 100 000 earlier orders of the rules' drug; and the hospital settlement's pay
 (bench/hospital.py, issue 15). `python -m bench payments`.
 
+After seeding, the bench database is VACUUM (ANALYZE)d (bench.seed.vacuum), as autovacuum would have
+done to a real database: index-only scans (supervision's window sums) need the visibility map.
+
 Environment knobs:
   BENCH_PAY_DURATION   seconds per load run (default 10)
   BENCH_PAY_CLIENTS    concurrent client processes (default 8)
@@ -40,7 +43,7 @@ from bench.harness import (
     report,
     signed_headers,
 )
-from bench.seed import dispose, id_number, insert_orders, setup_app, trace_code
+from bench.seed import dispose, id_number, insert_orders, setup_app, trace_code, vacuum
 
 DURATION = float(os.environ.get("BENCH_PAY_DURATION", 10))
 CLIENTS = int(os.environ.get("BENCH_PAY_CLIENTS", 8))
@@ -292,6 +295,7 @@ def bench_server(postgres: bool) -> dict[str, Any]:
         t0 = time.time()
         data = prepare(srv)
         hosp = hospital.prepare(srv)
+        vacuum(srv)  # as autovacuum would have: statistics, and the visibility map index-only scans need
         print(
             f"\n[{srv.label}] prepared {ORDERS} orders x2, {PRIOR} prior entries, {HISTORY} earlier orders, "
             f"{hospital.ORDERS} hospital orders, {hospital.HISTORY} earlier settlements "

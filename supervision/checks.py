@@ -132,9 +132,9 @@ def check_order(
     transaction before record_sale. `rules_version`: what rules_version_column() read in the request's
     first statement (None: read here). Statements: none for the rules while the worker's cache holds
     that version (else one, rule_cache.py; one more for the version when None); with a rule on a code of
-    the order, one lock (pay only) and one read of per-institution sums (one indexed range per code, from
-    its widest window, summing every window of that code in one pass); one alert insert when a rule is
-    broken.
+    the order, one lock (pay only) and one read of per-institution sums (per window: an index range into
+    the day totals and one into its first day's sales; queries.window_sums); one alert insert when a
+    rule is broken.
 
     Raises SUPERVISION_BLOCKED (SupervisionBlocked) when a block rule is broken.
     """

@@ -97,6 +97,9 @@ class PersonLock(Base):
     locked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+COVERED = ("institution_id", "quantity", "released")  # what a window's sum reads of a sale
+
+
 class Sale(Base):
     """Units of one code sold to a person in one paid order (one row per order and code).
 
@@ -108,8 +111,17 @@ class Sale(Base):
     __table_args__ = (
         UniqueConstraint("order_ref", "code"),
         CheckConstraint("quantity > 0 AND released >= 0 AND released <= quantity", name="units"),
-        # The range every order rule reads: one person, one code, sold after the window's start.
-        Index("ix_supervision_sales_person_code_sold_at", "person_id", "code", "sold_at"),
+        # The range every order rule reads (the rows of a window's first, partial day): one person, one
+        # code, sold after the window's start. Covering since migration s0003, so the sum is an
+        # index-only scan: INCLUDE on PostgreSQL (it needs the visibility map, kept by autovacuum), the
+        # same columns appended to the key on SQLite (which has no INCLUDE; s0003 creates it so).
+        Index(
+            "ix_supervision_sales_person_code_sold_at",
+            "person_id",
+            "code",
+            "sold_at",
+            postgresql_include=list(COVERED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -120,6 +132,27 @@ class Sale(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     released: Mapped[int] = mapped_column(Integer, default=0)
     sold_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SaleDay(Base):
+    """Still-counted units of one code sold to a person by one institution on one UTC day: the sums of
+    supervision_sales' quantity - released per (person_id, code, day, institution_id), kept by database
+    triggers on every INSERT, UPDATE and DELETE of supervision_sales (migration s0003), in the writing
+    statement's own transaction, whoever writes (record_sale, record_refund, raw SQL). A rule window
+    reads its full days here and only its first, partial day from supervision_sales (queries.py), so
+    its cost does not grow with the number of sales inside it. `day` is the day's 00:00 UTC."""
+
+    __tablename__ = "supervision_sale_days"
+    __table_args__ = (
+        CheckConstraint("units >= 0", name="units"),
+        {"sqlite_with_rowid": False},  # SQLite: the rows are the key's b-tree
+    )
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    units: Mapped[int] = mapped_column(Integer)
 
 
 class Scan(Base):

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Integer, bindparam, case, func, literal, select, true, union_all, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, Scan
+from yibao.db import UTCDateTime
+
+from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, SaleDay, Scan
 
 # Core tables (not the mapped classes): these statements never go through the ORM.
 rules, sales, scans = Rule.__table__.c, Sale.__table__.c, Scan.__table__.c
 state = RulesState.__table__.c
+days = SaleDay.__table__.c
 
 _RULE_COLUMNS = (rules.id, rules.rule_id, rules.kind, rules.action, rules.params, rules.drug_code)
 
@@ -41,65 +57,110 @@ RULES_WITH_VERSION = (
 )
 
 
-# The person's still-counted units per institution in every rule window, summed by the database in
-# one pass over the rows: one branch per code of the rules that apply, an index range on
-# (person_id, code, sold_at) from the code's widest window on, with one conditional sum per window of
-# that code (`SUM(CASE WHEN sold_at > :since THEN units END)`). Twenty rules on one drug read the
-# widest window's rows once, not twenty overlapping ranges; one row per institution comes back.
+# The person's still-counted units per institution in every rule window, summed by the database. A
+# window is its full UTC days (from the first midnight strictly after its start), read from
+# supervision_sale_days (per-day totals kept by triggers, migration s0003), plus its first, partial day
+# (strictly after the start, before that midnight), read from supervision_sales through the covering
+# index on (person_id, code, sold_at). The windows are a list of bound rows (i, code, since, day); two
+# branches join it, one to each table, so each window is an index range into the day totals and one
+# into its first day's sales (a nested loop), whatever the number of windows and codes: what a window
+# reads is at most one row per day and institution plus one day's sales, however many sales it holds.
+# An institution's two rows of a window add up (window_sums).
 Windows = dict[tuple[str, datetime], dict[int, int]]
-_window_statements: dict[tuple[int, ...], Any] = {}
+_window_statements: dict[tuple[int, str], Any] = {}
 
 
-def _window_statement(shape: tuple[int, ...]) -> Any:
-    """For codes j with shape[j] windows each: rows (code, institution_id, w0 .. w{max-1}); bind
-    person_id, code_j and since_j_k (ascending in k: since_j_0 is the code's widest window)."""
-    if shape not in _window_statements:
-        width = max(shape)
-        units = sales.quantity - sales.released
-        branches = []
-        for j, n in enumerate(shape):
-            sums = [
-                func.sum(case((sales.sold_at > bindparam(f"since_{j}_{k}"), units), else_=0)).label(f"w{k}")
-                if k < n
-                else literal(0).label(f"w{k}")
-                for k in range(width)
-            ]
-            branches.append(
-                select(literal(j).label("code"), sales.institution_id, *sums)
-                .where(
-                    sales.person_id == bindparam("person_id"),
-                    sales.code == bindparam(f"code_{j}"),
-                    sales.sold_at > bindparam(f"since_{j}_0"),
-                    sales.released < sales.quantity,
-                )
-                .group_by(sales.institution_id)
+def _per_window(w: Any, table: Any, where: Any, units: Any, institution_id: Any, lateral: bool) -> Any:
+    """Each window's rows of `table` summed per institution. PostgreSQL: a LATERAL subquery, so the
+    planner runs one index range per window (a plain join's estimate of ranges bounded by another
+    table's columns made it scan the person's every sale); SQLite's planner nests the join so itself."""
+    if lateral:
+        per = select(institution_id, func.sum(units).label("units")).where(where).group_by(institution_id)
+        per = per.lateral("per_window")
+        columns = (w.c.i.label("window"), per.c.institution_id, per.c.units)
+        return select(*columns).select_from(w.join(per, true()))
+    return (
+        select(w.c.i.label("window"), institution_id, func.sum(units).label("units"))
+        .select_from(w)
+        .join(table, where)
+        .group_by(w.c.i, institution_id)
+    )
+
+
+def _window_statement(n: int, dialect: str) -> Any:
+    """For n windows: rows (window, institution_id, units), to be added up per (window,
+    institution_id); bind window_params()."""
+    key = (n, dialect)
+    if key not in _window_statements:
+        rows = [
+            select(
+                literal(i).label("i"),
+                bindparam(f"code_{i}", type_=String).label("code"),
+                bindparam(f"since_{i}", type_=UTCDateTime).label("since"),
+                bindparam(f"day_{i}", type_=UTCDateTime).label("day"),
             )
-        _window_statements[shape] = branches[0] if len(branches) == 1 else union_all(*branches)
-    return _window_statements[shape]
+            for i in range(n)
+        ]
+        w = (rows[0] if n == 1 else union_all(*rows)).cte("windows")
+        lateral = dialect == "postgresql"
+        full_days = _per_window(
+            w,
+            SaleDay.__table__,
+            and_(
+                days.person_id == bindparam("person_id"),
+                days.code == w.c.code,
+                days.day >= w.c.day,
+                days.units > 0,
+            ),
+            days.units,
+            days.institution_id,
+            lateral,
+        )
+        first_day = _per_window(
+            w,
+            Sale.__table__,
+            and_(
+                sales.person_id == bindparam("person_id"),
+                sales.code == w.c.code,
+                sales.sold_at > w.c.since,
+                sales.sold_at < w.c.day,
+                sales.released < sales.quantity,
+            ),
+            sales.quantity - sales.released,
+            sales.institution_id,
+            lateral,
+        )
+        _window_statements[key] = union_all(full_days, first_day)
+    return _window_statements[key]
+
+
+def next_midnight(at: datetime) -> datetime:
+    """The first 00:00 UTC strictly after `at`: where a window starting at `at` has its full days."""
+    at = at.astimezone(UTC)
+    return datetime(at.year, at.month, at.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def window_params(person_id: int, windows: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
+    """_window_statement(len(windows), dialect)'s parameters: window i counts windows[i][0] strictly after
+    windows[i][1]."""
+    params: dict[str, Any] = {"person_id": person_id}
+    for i, (code, since) in enumerate(windows):
+        params[f"code_{i}"], params[f"since_{i}"], params[f"day_{i}"] = code, since, next_midnight(since)
+    return params
 
 
 def window_sums(conn: Any, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
     """{(code, since): {institution_id: units}} for every window: the units of `code` the person was
     sold strictly after `since` and not given back, per institution that sold any (one statement)."""
-    by_code: dict[str, list[datetime]] = {}
-    for code, since in sorted(set(windows)):
-        by_code.setdefault(code, []).append(since)
-    out: Windows = {(code, since): {} for code, starts in by_code.items() for since in starts}
-    if not by_code:
+    ordered = sorted(set(windows))
+    out: Windows = {w: {} for w in ordered}
+    if not ordered:
         return out
-    codes = list(by_code)
-    params: dict[str, Any] = {"person_id": person_id}
-    for j, code in enumerate(codes):
-        params[f"code_{j}"] = code
-        for k, since in enumerate(by_code[code]):
-            params[f"since_{j}_{k}"] = since
-    statement = _window_statement(tuple(len(by_code[c]) for c in codes))
-    for row in conn.execute(statement, params):
-        code = codes[row.code]
-        for k, since in enumerate(by_code[code]):
-            units = int(row[2 + k] or 0)
-            if units > 0:  # an institution counts in a window only for units sold inside it
-                out[(code, since)][row.institution_id] = units
+    for row in conn.execute(
+        _window_statement(len(ordered), conn.dialect.name), window_params(person_id, ordered)
+    ):
+        net = out[ordered[row.window]]  # full days and first day: two rows of an institution add up
+        net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
     return out
 
 

@@ -212,3 +212,20 @@ def _main_from(statement: str) -> str:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def window_oracle(sales: Iterable[tuple], code: str, since: datetime) -> dict[int, int]:
+    """Units per institution of `code` sold strictly after `since`, less what refunds released, from
+    (code, institution_id, sold_at, quantity, released) tuples."""
+    out: dict[int, int] = {}
+    for s_code, inst, at, quantity, released in sales:
+        if s_code == code and at > since and quantity > released:
+            out[inst] = out.get(inst, 0) + quantity - released
+    return out
+
+
+def read_windows(uow: Any, person_id: int, starts: list[tuple[str, datetime]]) -> dict:
+    """queries.window_sums of each (code, start), as check_order reads them."""
+    from supervision import queries as q
+
+    return q.window_sums(uow.core(), person_id, starts)

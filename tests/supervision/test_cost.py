@@ -14,7 +14,7 @@ from supervision import queries as q
 from supervision.models import Sale, Scan
 from yibao.db import db
 
-from .support import NOW, StatementCounter, ref
+from .support import NOW, StatementCounter, ref, window_oracle
 
 
 def _history(app, pid: int, iid: int, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -139,33 +139,23 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
         _history(app, pid, iid, 500)
     if stmt == "SCANS_IN_WINDOW":
         statement, params = q.SCANS_IN_WINDOW, {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
-    else:  # two codes, three windows: two branches, each one index range from its widest window
-        statement = q._window_statement((2, 1))
-        params = {
-            "person_id": pids[3],
-            "code_0": "XA01",
-            "since_0_0": NOW - timedelta(days=30),
-            "since_0_1": NOW - timedelta(days=7),
-            "code_1": "XB02",
-            "since_1_0": NOW - timedelta(days=7),
-        }
+    else:  # two codes, three windows: each a range into the day totals and one into its first day
+        windows = [("XA01", NOW - timedelta(days=30)), ("XA01", NOW - timedelta(days=7)), ("XB02", NOW)]
+        statement = q._window_statement(3, app.extensions["yibao.db"]["engine"].dialect.name)
+        params = q.window_params(pids[3], windows)
     plan = _plan(app, statement, params)
     assert index in plan, plan
     assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
+    if stmt == "window_sums":  # full days from the per-day totals, the first days index-only
+        only = ("COVERING INDEX ix_supervision_sales", "Index Only Scan using ix_supervision_sales")
+        assert any(s in plan for s in only), plan
+        days = ("supervision_sale_days USING PRIMARY KEY", "pk_supervision_sale_days")
+        assert any(s in plan for s in days), plan
 
 
 # --- the database's sums are the rules' arithmetic -------------------------------------------------
 
 _CODES = ("XA01", "XB02")
-
-
-def _oracle(sales, code, since):  # type: ignore[no-untyped-def]
-    """Units per institution of `code` sold strictly after `since`, less what refunds released."""
-    out: dict[int, int] = {}
-    for s_code, inst, at, quantity, released in sales:
-        if s_code == code and at > since and quantity > released:
-            out[inst] = out.get(inst, 0) + quantity - released
-    return out
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -214,4 +204,4 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
         )
         got = q.window_sums(uow.core(), pid, starts)
         uow.rollback()
-    assert got == {w: _oracle(rows, *w) for w in starts}
+    assert got == {w: window_oracle(rows, *w) for w in starts}
