@@ -147,7 +147,7 @@ def check_order(
     if stage == "pay":
         lock_person(uow, person_id, now=now)
     windows = {(r.params["drug_code"], window_start(now, r)) for r in rules}
-    counted = q.window_sums(uow.core(), person_id, windows)
+    counted = q.window_sums(uow, person_id, windows)
     findings = evaluate_order(rules, counted, units=units, institution_id=institution_id, now=now)
     return _conclude(
         uow,

@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from yibao.db import UTCDateTime
+from yibao.db import UnitOfWork, UTCDateTime
+from yibao.prepared import Prepared
 
 from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, SaleDay, Scan
 
@@ -149,16 +150,28 @@ def window_params(person_id: int, windows: Sequence[tuple[str, datetime]]) -> di
     return params
 
 
-def window_sums(conn: Any, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
+_window_prepared: dict[tuple[int, str], Prepared] = {}
+
+
+def _prepared_windows(n: int, dialect: str) -> Prepared:
+    """_window_statement run on the driver's cursor (yibao/prepared.py): with twenty windows its
+    SQLAlchemy cache key alone cost more CPU than the statement."""
+    key = (n, dialect)
+    if key not in _window_prepared:
+        names = [f"{p}_{i}" for i in range(n) for p in ("code", "since", "day")]
+        _window_prepared[key] = Prepared(_window_statement(n, dialect), ("person_id", *names))
+    return _window_prepared[key]
+
+
+def window_sums(uow: UnitOfWork, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
     """{(code, since): {institution_id: units}} for every window: the units of `code` the person was
     sold strictly after `since` and not given back, per institution that sold any (one statement)."""
     ordered = sorted(set(windows))
     out: Windows = {w: {} for w in ordered}
     if not ordered:
         return out
-    for row in conn.execute(
-        _window_statement(len(ordered), conn.dialect.name), window_params(person_id, ordered)
-    ):
+    statement = _prepared_windows(len(ordered), uow.dialect)
+    for row in statement.execute(uow, window_params(person_id, ordered)):
         net = out[ordered[row.window]]  # full days and first day: two rows of an institution add up
         net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
     return out

@@ -228,4 +228,4 @@ def read_windows(uow: Any, person_id: int, starts: list[tuple[str, datetime]]) -
     """queries.window_sums of each (code, start), as check_order reads them."""
     from supervision import queries as q
 
-    return q.window_sums(uow.core(), person_id, starts)
+    return q.window_sums(uow, person_id, starts)

@@ -202,6 +202,6 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
                 for code, inst, at, quantity, released in rows
             ],
         )
-        got = q.window_sums(uow.core(), pid, starts)
+        got = q.window_sums(uow, pid, starts)
         uow.rollback()
     assert got == {w: window_oracle(rows, *w) for w in starts}
