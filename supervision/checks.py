@@ -244,9 +244,8 @@ def check_scan(
 
 def record_accepted_scan(uow: UnitOfWork, *, person_id: int, institution_region: str, at: datetime) -> None:
     """Count an accepted scan by its prefecture (one statement)."""
-    uow.session.execute(
-        q.INSERT_SCAN,
-        {"person_id": person_id, "prefecture": prefecture_of(institution_region), "scanned_at": at},
+    q.INSERT_SCAN.run(
+        uow, {"person_id": person_id, "prefecture": prefecture_of(institution_region), "scanned_at": at}
     )
 
 

@@ -234,4 +234,5 @@ def insert_alerts(dialect: str) -> Any:
     return _cache[key]
 
 
-INSERT_SCAN = Scan.__table__.insert()
+# Every accepted scan's count (the verification hot path): on the driver's cursor.
+INSERT_SCAN = Prepared(Scan.__table__.insert(), ("person_id", "prefecture", "scanned_at"))
