@@ -66,7 +66,9 @@ RULES_WITH_VERSION = (
 # branches join it, one to each table, so each window is an index range into the day totals and one
 # into its first day's sales (a nested loop), whatever the number of windows and codes: what a window
 # reads is at most one row per day and institution plus one day's sales, however many sales it holds.
-# An institution's two rows of a window add up (window_sums).
+# An institution's two rows of a window add up (window_sums). On SQLite, which has no LATERAL and whose
+# planner put the sales in the outer loop of that join, each window is instead its own two branches
+# (_window_branches), bounded by the window's bound values.
 Windows = dict[tuple[str, datetime], dict[int, int]]
 _window_statements: dict[tuple[int, str], Any] = {}
 
@@ -88,10 +90,50 @@ def _per_window(w: Any, table: Any, where: Any, units: Any, institution_id: Any,
     )
 
 
+def _window_branches(n: int) -> Any:
+    """SQLite: two branches per window, each bounded by the window's own bound values (code_i, day_i,
+    since_i), so each is one index range: SQLite's planner, given the windows as a joined table, put the
+    person's every sale in the outer loop (273 ms a pay at 100 000 earlier orders in the 2026-12-01 17:19
+    bench) and offers no LATERAL to keep it from doing so."""
+    branches = []
+    for i in range(n):
+        code = bindparam(f"code_{i}", type_=String)
+        day = bindparam(f"day_{i}", type_=UTCDateTime)
+        since = bindparam(f"since_{i}", type_=UTCDateTime)
+        branches.append(
+            select(literal(i).label("window"), days.institution_id, func.sum(days.units).label("units"))
+            .where(
+                days.person_id == bindparam("person_id"),
+                days.code == code,
+                days.day >= day,
+                days.units > 0,
+            )
+            .group_by(days.institution_id)
+        )
+        branches.append(
+            select(
+                literal(i).label("window"),
+                sales.institution_id,
+                func.sum(sales.quantity - sales.released).label("units"),
+            )
+            .where(
+                sales.person_id == bindparam("person_id"),
+                sales.code == code,
+                sales.sold_at > since,
+                sales.sold_at < day,
+                sales.released < sales.quantity,
+            )
+            .group_by(sales.institution_id)
+        )
+    return union_all(*branches)
+
+
 def _window_statement(n: int, dialect: str) -> Any:
     """For n windows: rows (window, institution_id, units), to be added up per (window,
     institution_id); bind window_params()."""
     key = (n, dialect)
+    if key not in _window_statements and dialect == "sqlite":
+        _window_statements[key] = _window_branches(n)
     if key not in _window_statements:
         rows = [
             select(
