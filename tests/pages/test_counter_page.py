@@ -136,3 +136,49 @@ def test_counter_signer_matches_the_contract(device):
     )
     assert got["text"] == want
     assert got["sig"] == hmac.new(b"s3cret", want.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_counter_refused_by_a_supervision_rule_shows_the_rule_and_its_count(yb, device, shot, locale):
+    """An operator's quantity_limit (2 boxes of XA01 in 30 days): a third box at the counter is refused
+    with the rule and its count in plain words, nothing written; two boxes go through."""
+    rule = yb.admin(
+        "POST",
+        "/supervision-rules",
+        {
+            "kind": "quantity_limit",
+            "params": {"drug_code": "XA01", "max_quantity": 2, "window_days": 30},
+            "action": "block",
+            "description": "XA01 每30天不超过2盒",
+        },
+        headers={"X-Operator-Id": "wang"},
+    )
+    assert rule.status_code == 201, rule.get_json()
+    rule_id = rule.get_json()["rule_id"]
+    inst = yb.institution(name="监管药房")
+    p = yb.person(balance=5000)
+    b = device(locale, 1280, 900)
+    page = _sign_in(b, inst)
+    page.keyboard.type(_code(yb, p))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#verdict[data-result=accepted]")
+    line = page.locator("#lines li.line").first
+    line.locator("input[name=drug_code]").fill("XA01")
+    line.locator("input[name=drug_name]").fill("布洛芬缓释胶囊")
+    line.locator("input[name=quantity]").fill("3")
+    line.locator("input[name=price]").fill("10.00")
+    page.click("#create")
+    page.wait_for_selector("#problem[data-code=SUPERVISION_BLOCKED]")
+    item = page.locator(f"#problem .violations li[data-rule='{rule_id}'][data-kind=quantity_limit]")
+    text = item.inner_text()
+    assert rule_id in text and "XA01" in text and "{" not in text
+    assert ("limit is 2" in text and "3 in this order" in text) if locale == "en-US" else ("上限 2" in text)
+    assert page.locator("#order[data-status=created]").count() == 0
+    shot(b, f"counter-supervision-blocked-1280-{'en' if locale == 'en-US' else 'zh-CN'}")
+    # Two boxes are exactly the limit: the order is placed.
+    line.locator("input[name=quantity]").fill("2")
+    page.click("#create")
+    page.wait_for_selector("#order[data-status=created]")
+    assert page.is_hidden("#problem")
+    assert b.blocked == [], b.blocked
+    assert [e for e in b.console_errors if not e.startswith("Failed to load resource")] == []

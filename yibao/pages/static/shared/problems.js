@@ -61,7 +61,31 @@ export function problemText(err) {
   return TEXTS.UNKNOWN[lang() === "en" ? 1 : 0];
 }
 
-// Show the text and the code (small, for the helpdesk) in an element.
+// A supervision refusal's violations in plain words, one per rule broken (the evidence the service gives;
+// nothing of the person in it): what the pharmacist tells the customer.
+const VIOLATION = {
+  quantity_limit: [
+    "规则 {rule_id}：{drug_code} 近 {window_days} 天已购 {counted_quantity}，本单 {this_order_quantity}，上限 {max_quantity}。",
+    "Rule {rule_id}: {drug_code}, {counted_quantity} bought in the last {window_days} days and {this_order_quantity} in this order; the limit is {max_quantity}.",
+  ],
+  repeat_purchase: [
+    "规则 {rule_id}：{drug_code} 近 {window_days} 天已在 {institutions} 家机构购买，上限 {max_institutions} 家。",
+    "Rule {rule_id}: {drug_code} bought at {institutions} institutions in the last {window_days} days; the limit is {max_institutions}.",
+  ],
+  identity_velocity: [
+    "规则 {rule_id}：{window_minutes} 分钟内在 {prefectures} 个地市使用，上限 {max_prefectures} 个。",
+    "Rule {rule_id}: used in {prefectures} prefectures within {window_minutes} minutes; the limit is {max_prefectures}.",
+  ],
+};
+
+export function violationText(v) {
+  const entry = VIOLATION[v && v.kind];
+  const vars = { rule_id: v && v.rule_id, ...((v && v.evidence) || {}) };
+  if (!entry) return `${vars.rule_id || "?"} ${(v && v.kind) || ""}`.trim();
+  return entry[lang() === "en" ? 1 : 0].replace(/\{(\w+)\}/g, (_, k) => (vars[k] === undefined ? "?" : String(vars[k])));
+}
+
+// Show the text and the code (small, for the helpdesk) in an element; a supervision refusal's rules too.
 export function showProblem(el, err) {
   el.replaceChildren();
   const text = document.createElement("span");
@@ -71,6 +95,19 @@ export function showProblem(el, err) {
   code.className = "problem-code";
   code.textContent = (err && err.code) || "UNKNOWN";
   el.append(text, " ", code);
+  const violations = (err && err.extra && Array.isArray(err.extra.violations) && err.extra.violations) || [];
+  if (violations.length) {
+    const list = document.createElement("ul");
+    list.className = "violations";
+    for (const v of violations) {
+      const li = document.createElement("li");
+      li.dataset.rule = String(v.rule_id || "");
+      li.dataset.kind = String(v.kind || "");
+      li.textContent = violationText(v);
+      list.append(li);
+    }
+    el.append(list);
+  }
   el.dataset.code = (err && err.code) || "UNKNOWN";
   el.hidden = false;
 }
