@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.payments.support import trace_code
+from tests.supervision.support import quantity_rule
 
 pytestmark = pytest.mark.slow
 
@@ -142,19 +143,7 @@ def test_counter_signer_matches_the_contract(device):
 def test_counter_refused_by_a_supervision_rule_shows_the_rule_and_its_count(yb, device, shot, locale):
     """An operator's quantity_limit (2 boxes of XA01 in 30 days): a third box at the counter is refused
     with the rule and its count in plain words, nothing written; two boxes go through."""
-    rule = yb.admin(
-        "POST",
-        "/supervision-rules",
-        {
-            "kind": "quantity_limit",
-            "params": {"drug_code": "XA01", "max_quantity": 2, "window_days": 30},
-            "action": "block",
-            "description": "XA01 每30天不超过2盒",
-        },
-        headers={"X-Operator-Id": "wang"},
-    )
-    assert rule.status_code == 201, rule.get_json()
-    rule_id = rule.get_json()["rule_id"]
+    rule_id = quantity_rule(yb, code="XA01", max_quantity=2, days=30)
     inst = yb.institution(name="监管药房")
     p = yb.person(balance=5000)
     b = device(locale, 1280, 900)
