@@ -15,8 +15,8 @@ What stays exactly as with `Connection.execute`:
 * a driver error is raised as SQLAlchemy's wrapped error (IntegrityError, OperationalError...), so the
   service's handlers answer it as before (a lost database is 503 DATABASE_UNAVAILABLE), and a
   disconnect invalidates the connection (and with it the pool) as SQLAlchemy would;
-* listeners of the engine's before_cursor_execute event still see each statement (the tests that
-  count statements on the wire count these too).
+* listeners of the before_cursor_execute event (the engine's or the connection's) still see each
+  statement (the tests that count statements on the wire count these too).
 
 What is asked of a caller: name every parameter at construction (`params`): no Python-side column
 defaults are applied here, so an INSERT lists each column it writes and a value must be given for each
@@ -117,10 +117,10 @@ def _row_class(names: list[str]) -> Any:
 def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], int]:
     dbapi_conn = conn.connection.driver_connection
     engine = conn.engine
-    listeners = engine.dispatch.before_cursor_execute
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
     try:
-        for listener in listeners:
+        # the connection's dispatch joins the engine's listeners and those of this connection
+        for listener in conn.dispatch.before_cursor_execute:
             listener(conn, cursor, compiled.sql, args, None, False)
         cursor.execute(compiled.sql, args)
         count = cursor.rowcount

@@ -178,3 +178,13 @@ def test_an_untyped_parameter_is_refused_at_compile() -> None:
     )
     with pytest.raises(ValueError, match="have no type"):
         untyped._compile(sqlite.dialect())
+
+
+def test_a_connection_s_own_listener_sees_the_statement(app) -> None:  # type: ignore[no-untyped-def]
+    """Listeners on one connection (not the engine) are told too, as SQLAlchemy tells them."""
+    seen: list[str] = []
+    with app.app_context(), db.uow(readonly=True) as uow:
+        conn = uow.core()
+        event.listen(conn, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+        USAGE_BY_BIZ.execute(uow, {"biz": "nobody"})
+    assert len(seen) == 1 and seen[0].startswith("SELECT voucher_usage.person_id")
