@@ -212,7 +212,8 @@ class UnitOfWork:
         (commit, rollback, close), and the next call then takes the new transaction's connection.
         """
         conn = self._conn
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or not self.session.is_active:
+            # (an inactive session, after a failed flush, refuses here as Session.connection() does)
             conn = self._conn = self.session.connection()
         return conn
 

@@ -19,9 +19,15 @@ What stays exactly as with `Connection.execute`:
   statement (the tests that count statements on the wire count these too).
 
 What is asked of a caller: name every parameter at construction (`params`): no Python-side column
-defaults are applied here, so an INSERT lists each column it writes and a value must be given for each
-(a missing one is a KeyError, never a silent NULL). INSERTs are compiled inline: no implicit RETURNING
-of the new primary key.
+defaults or onupdate values are applied here, so an INSERT or UPDATE must list every such column it
+writes (one left out is refused at the first compile, never written as NULL), and a value must be given
+for each (a missing one is a KeyError). Parameters need a type (an IN list's do not take the column's:
+refused), and expanding or literal-execute parameters are refused. INSERTs are compiled inline: no
+implicit RETURNING of the new primary key.
+
+What it does not do, by design: no after_cursor_execute event, and before_cursor_execute listeners get
+no execution context (context=None) and cannot rewrite the statement (retval listeners): tracing that
+needs SQLAlchemy's context sees these statements only through the driver.
 """
 
 from __future__ import annotations
@@ -57,11 +63,21 @@ class Prepared:
             statement = statement.inline()  # no implicit RETURNING of the primary key
         self.statement = statement
         self.params = tuple(params)
-        self._by_dialect: dict[str, _Compiled] = {}
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=list(self.params))
+        # Python-side defaults and onupdate values SQLAlchemy would compute at execution: not done here,
+        # so such a column must be given (else it would be written as NULL).
+        defaulted = sorted(
+            c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch) if c.key not in self.params
+        )
+        if defaulted:
+            raise ValueError(f"columns {defaulted} have Python-side defaults: name them in params")
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        late = sorted(n for n, b in by_name.items() if b.expanding or b.literal_execute)
+        if late or "POSTCOMPILE" in compiled.string:  # rendered at execution by SQLAlchemy only
+            raise ValueError(f"expanding or literal-execute parameters {late} are not supported")
         unknown = set(self.params) - set(by_name)
         unnamed = {n for n, b in by_name.items() if n not in self.params and b.required}
         if unknown or unnamed:
@@ -97,9 +113,10 @@ class Prepared:
     def _execute(self, uow: UnitOfWork, values: Mapping[str, Any]) -> tuple[list[Any], int]:
         conn = uow.core()
         dialect = conn.dialect
-        compiled = self._by_dialect.get(dialect.name)
+        key = (dialect.name, dialect.driver)  # the SQL text differs by driver (casts, paramstyle)
+        compiled = self._by_dialect.get(key)
         if compiled is None:
-            compiled = self._by_dialect[dialect.name] = self._compile(dialect)
+            compiled = self._by_dialect[key] = self._compile(dialect)
         params = {name: values[name] for name in self.params}
         params.update(compiled.constants)
         for name, process in compiled.binds:
@@ -123,10 +140,10 @@ def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], i
         for listener in conn.dispatch.before_cursor_execute:
             listener(conn, cursor, compiled.sql, args, None, False)
         cursor.execute(compiled.sql, args)
-        count = cursor.rowcount
         if compiled.row is None:
-            return [], count
+            return [], cursor.rowcount
         rows = cursor.fetchall()
+        count = cursor.rowcount  # after the rows: sqlite3 counts a RETURNING statement's rows as read
     except conn.dialect.loaded_dbapi.Error as exc:
         disconnect = conn.dialect.is_disconnect(exc, conn.connection, cursor)
         if disconnect:  # as SQLAlchemy's own handler: the whole pool, then this connection

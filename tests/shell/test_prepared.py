@@ -188,3 +188,58 @@ def test_a_connection_s_own_listener_sees_the_statement(app) -> None:  # type: i
         event.listen(conn, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
         USAGE_BY_BIZ.execute(uow, {"biz": "nobody"})
     assert len(seen) == 1 and seen[0].startswith("SELECT voucher_usage.person_id")
+
+
+def test_a_column_with_a_python_default_must_be_named() -> None:
+    """UsageRecord.created_at has default=utcnow and kind default='signed': left out, SQLAlchemy would
+    compute them at execution; Prepared does not, so the statement is refused instead of writing NULL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    without = Prepared(insert(USAGE), tuple(c for c in COLUMNS if c not in ("created_at", "kind")))
+    for dialect in (sqlite.dialect(), postgresql.psycopg.dialect()):
+        with pytest.raises(ValueError, match=r"created_at.*kind.*Python-side defaults"):
+            without._compile(dialect)
+
+
+def test_expanding_parameters_are_refused_at_compile() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    expanding = Prepared(
+        select(USAGE.c.id).where(USAGE.c.out_biz_no.in_(bindparam("bizs", expanding=True))), ("bizs",)
+    )
+    with pytest.raises(ValueError, match="expanding"):
+        expanding._compile(sqlite.dialect())
+
+
+def test_run_counts_a_returning_statement_s_rows(app, inst_id) -> None:  # type: ignore[no-untyped-def]
+    """sqlite3 knows a RETURNING statement's rowcount only once its rows are read: run() reads them."""
+    from sqlalchemy import update
+
+    relabel = Prepared(
+        update(USAGE)
+        .where(USAGE.c.out_biz_no == bindparam("biz"))
+        .values(kind="offline")
+        .returning(USAGE.c.id),
+        ("biz",),
+    )
+    with app.app_context(), db.uow() as uow:
+        INSERT_USAGE.execute(uow, _values("ret-1", inst_id))
+        assert relabel.run(uow, {"biz": "ret-1"}) == 1
+        assert relabel.run(uow, {"biz": "nobody"}) == 0
+        uow.rollback()
+
+
+def test_core_refuses_an_inactive_session_as_the_session_does(app) -> None:  # type: ignore[no-untyped-def]
+    """After a failed flush the session must be rolled back; core() does not hand out the cached
+    connection meanwhile (PendingRollbackError, as Session.connection() raises)."""
+    from sqlalchemy.exc import PendingRollbackError
+
+    with app.app_context(), db.uow() as uow:
+        uow.core()
+        uow.session.add(UsageRecord(business_type="02121"))  # NOT NULL columns missing: the flush fails
+        with pytest.raises(IntegrityError):
+            uow.session.flush()
+        with pytest.raises(PendingRollbackError):
+            uow.core()
+        uow.rollback()
+        assert USAGE_BY_BIZ.execute(uow, {"biz": "x"}) == []
