@@ -205,17 +205,25 @@ def _prepared_windows(n: int, dialect: str) -> Prepared:
     return _window_prepared[key]
 
 
+# SQLite refuses a compound SELECT of more than 500 terms: its per-window statement (two branches a
+# window) is run for at most this many windows at a time (an order of 200 lines with two rule windows
+# each has 400). PostgreSQL's windows are rows of one statement: no limit.
+SQLITE_WINDOWS_PER_STATEMENT = 200
+
+
 def window_sums(uow: UnitOfWork, person_id: int, windows: Iterable[tuple[str, datetime]]) -> Windows:
     """{(code, since): {institution_id: units}} for every window: the units of `code` the person was
-    sold strictly after `since` and not given back, per institution that sold any (one statement)."""
+    sold strictly after `since` and not given back, per institution that sold any (one statement; on
+    SQLite one per SQLITE_WINDOWS_PER_STATEMENT windows, in the same transaction)."""
     ordered = sorted(set(windows))
     out: Windows = {w: {} for w in ordered}
-    if not ordered:
-        return out
-    statement = _prepared_windows(len(ordered), uow.dialect)
-    for row in statement.execute(uow, window_params(person_id, ordered)):
-        net = out[ordered[row.window]]  # full days and first day: two rows of an institution add up
-        net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
+    step = SQLITE_WINDOWS_PER_STATEMENT if uow.dialect == "sqlite" else len(ordered)
+    for start in range(0, len(ordered), max(step, 1)):
+        part = ordered[start : start + step]
+        statement = _prepared_windows(len(part), uow.dialect)
+        for row in statement.execute(uow, window_params(person_id, part)):
+            net = out[part[row.window]]  # full days and first day: two rows of an institution add up
+            net[row.institution_id] = net.get(row.institution_id, 0) + int(row.units)
     return out
 
 

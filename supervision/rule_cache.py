@@ -18,11 +18,14 @@ from the database as before (never skipped). The person's supervision lock and t
 database are unchanged.
 
 Each app has its own cache (app.extensions), like a worker: two apps on one database are two workers.
-The entry is one snapshot (the newest read), its size bounded by MAX_RULES.
+The entry is one snapshot (the newest read), its size bounded by MAX_RULES, and it is reloaded at least
+every MAX_AGE_SECONDS even at the same version: the bound for a change that bypassed the triggers
+(a restore with --disable-triggers, session_replication_role = replica, a disabled trigger).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,11 +81,17 @@ class Snapshot:
         return len(self.scan) + sum(len(v) for v in self.by_code.values())
 
 
+# Even at the same version a worker reloads its rules this often: the bound for a change that bypassed
+# the triggers (a restore with --disable-triggers, session_replication_role=replica, a disabled trigger).
+MAX_AGE_SECONDS = 60.0
+
+
 class RuleCache:
     """One app's (one worker's) entry; `loads` counts the reloads (tests and diagnostics)."""
 
     def __init__(self) -> None:
         self.entry: Snapshot | None = None
+        self.loaded_at = 0.0  # time.monotonic() of the entry's load
         self.loads = 0
 
 
@@ -114,11 +123,12 @@ def current(uow: UnitOfWork, version: int | None) -> Snapshot | None:
             return None
     cache = for_app()
     entry = cache.entry if cache is not None else None
-    if entry is not None and entry.version == version:
+    fresh = cache is not None and time.monotonic() - cache.loaded_at < MAX_AGE_SECONDS
+    if entry is not None and entry.version == version and fresh:
         return entry
     entry = _load(uow)
     if cache is not None:
-        cache.entry = entry
+        cache.entry, cache.loaded_at = entry, time.monotonic()
         cache.loads += 1
     return entry
 

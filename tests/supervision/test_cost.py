@@ -205,3 +205,34 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
         got = q.window_sums(uow, pid, starts)
         uow.rollback()
     assert got == {w: window_oracle(rows, *w) for w in starts}
+
+
+def test_more_windows_than_one_sqlite_statement_holds(app, sup, yb, shops):
+    """A hospital bill of many codes under several rules each: 130 codes x 2 windows = 260 windows,
+    more than one SQLite compound statement may hold (500 terms, two a window): still every window's
+    exact sum, on both databases."""
+    iid = sup.institution_id(shops[0])
+    pid = sup.person_id(yb.person(activate=False))
+    codes = [f"XZ{i:03d}" for i in range(130)]
+    rows = [(code, iid, NOW - timedelta(days=1 + i % 5), 1 + i % 3, 0) for i, code in enumerate(codes)]
+    starts = [(code, NOW - timedelta(days=d)) for code in codes for d in (2, 10)]
+    assert len(starts) > q.SQLITE_WINDOWS_PER_STATEMENT and 2 * len(starts) > 500
+    with app.app_context(), db.uow() as uow:
+        uow.session.execute(
+            insert(Sale.__table__),
+            [
+                {
+                    "person_id": pid,
+                    "code": code,
+                    "institution_id": inst,
+                    "order_ref": ref(),
+                    "quantity": quantity,
+                    "released": released,
+                    "sold_at": at,
+                }
+                for code, inst, at, quantity, released in rows
+            ],
+        )
+        got = q.window_sums(uow, pid, starts)
+        uow.rollback()
+    assert got == {w: window_oracle(rows, *w) for w in starts}

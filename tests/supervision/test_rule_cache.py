@@ -4,6 +4,7 @@ apps on one database are two workers); the database's triggers keep the version.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -349,3 +350,38 @@ def test_the_cached_lookup_returns_the_rules_the_query_returns(app, rules, order
         assert list(snap.scan) == sorted(scan, key=lambda r: r.pk)
         assert snap.size == sum(r["enabled"] for r in rows)
         uow.rollback()
+
+
+def test_a_change_that_bypassed_the_triggers_is_seen_within_the_maximum_age(app, sup, yb, shops, monkeypatch):
+    """session_replication_role = replica (a logical replica, a restore) fires no trigger: the version
+    stays, and the cached rules are used only until MAX_AGE_SECONDS have passed; then reloaded."""
+    import time as _time
+
+    from supervision import rule_cache
+
+    if app.extensions["yibao.db"]["engine"].dialect.name != "postgresql":
+        pytest.skip("session_replication_role is PostgreSQL's")
+    iid = sup.institution_id(shops[0])
+    pid = sup.person_id(yb.person(activate=False))
+    rule_id = sup.quantity_limit("XA01", max_quantity=100)
+    lines = [("XA01", 2)]
+
+    def check() -> None:
+        with app.app_context(), db.uow() as uow:
+            checks.check_order(
+                uow, person_id=pid, institution_id=iid, lines=lines, stage="create", order_ref=ref(), now=NOW
+            )
+
+    check()  # cached: the rule allows 100
+    with app.app_context(), db.uow() as uow:
+        uow.session.execute(text("SET LOCAL session_replication_role = replica"))
+        uow.session.execute(
+            text("UPDATE supervision_rules SET params = CAST(:p AS json) WHERE rule_id = :r"),
+            {"p": json.dumps({"drug_code": "XA01", "max_quantity": 1, "window_days": 30}), "r": rule_id},
+        )
+        uow.commit()
+    check()  # the version did not move: still the cached rule
+    later = _time.monotonic() + rule_cache.MAX_AGE_SECONDS + 1
+    monkeypatch.setattr(rule_cache.time, "monotonic", lambda: later)
+    with pytest.raises(checks.SupervisionBlocked):
+        check()

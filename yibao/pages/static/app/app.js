@@ -757,7 +757,8 @@ async function serviceReachable() {
   const timer = setTimeout(() => ctl.abort(), PROBE_MS);
   try {
     const r = await fetch("/healthz", { cache: "no-store", signal: ctl.signal });
-    return r.ok;
+    // a captive portal answers 200 with its own page: only the service's own answer counts
+    return r.ok && (await r.json()).status === "ok";
   } catch {
     return false;
   } finally {
@@ -768,10 +769,9 @@ async function serviceReachable() {
 // No session and no network (the tab was closed, the person opens the app in the basement): the code of
 // the person this device's offline credential was made for, labelled offline; log in once back online.
 async function startWithoutSession() {
-  const rec =
-    localStorage.getItem(OFFLINE_OFF) !== "1" && !(await serviceReachable())
-      ? await offline.storedAny().catch(() => null)
-      : null;
+  // the probe only when there is an offline code to show (else the activation screen at once)
+  const stored = localStorage.getItem(OFFLINE_OFF) !== "1" ? await offline.storedAny().catch(() => null) : null;
+  const rec = stored && !(await serviceReachable()) ? stored : null;
   if (!rec || state.session) {
     show("activate");
     return;

@@ -56,8 +56,17 @@ export function forget() {
   return tx("readwrite", (s) => s.delete(RECORD));
 }
 
-/* The stored record whoever it is for (a start with no session and no network shows its code). */
-export const storedAny = () => readRecord();
+/* The stored record whoever it is for (a start with no session and no network shows its code). A record
+ * of an earlier version of the page (the full psn_no) is rewritten with the digest on this first read. */
+export async function storedAny() {
+  const rec = await readRecord();
+  if (rec && rec.psn !== undefined) {
+    rec.psnHash = await psnDigest(rec.psn);
+    delete rec.psn;
+    await writeRecord(rec);
+  }
+  return rec;
+}
 
 /* Whose record it is, without keeping the person's number on the phone: SHA-256 of "yb-psn:" + psn_no,
  * hex. The page only ever compares it with the logged-in person's; the label shown is psnMasked. */

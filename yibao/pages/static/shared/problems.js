@@ -79,7 +79,7 @@ const VIOLATION = {
 };
 
 export function violationText(v) {
-  const entry = VIOLATION[v && v.kind];
+  const entry = v && Object.hasOwn(VIOLATION, v.kind) ? VIOLATION[v.kind] : null;
   const vars = { rule_id: v && v.rule_id, ...((v && v.evidence) || {}) };
   if (!entry) return `${vars.rule_id || "?"} ${(v && v.kind) || ""}`.trim();
   return entry[lang() === "en" ? 1 : 0].replace(/\{(\w+)\}/g, (_, k) => (vars[k] === undefined ? "?" : String(vars[k])));
