@@ -186,6 +186,11 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
     starts = sorted({(code, NOW - timedelta(minutes=m)) for code, m in windows})
     # one sale exactly on the first window's start: it has dropped out ("strictly after")
     rows.append((starts[0][0], iids[0], starts[0][1], 1, 0))
+    assert _sums_of(app, pid, rows, starts) == {w: window_oracle(rows, *w) for w in starts}
+
+
+def _sums_of(app, pid, rows, starts):  # type: ignore[no-untyped-def]
+    """window_sums of `starts` over these sales (code, institution, at, quantity, released), rolled back."""
     with app.app_context(), db.uow() as uow:
         uow.session.execute(
             insert(Sale.__table__),
@@ -204,7 +209,7 @@ def test_sums_per_window_match_the_rules_arithmetic(app, sup, yb, shops, sales, 
         )
         got = q.window_sums(uow, pid, starts)
         uow.rollback()
-    assert got == {w: window_oracle(rows, *w) for w in starts}
+    return got
 
 
 def test_more_windows_than_one_sqlite_statement_holds(app, sup, yb, shops):
@@ -217,22 +222,4 @@ def test_more_windows_than_one_sqlite_statement_holds(app, sup, yb, shops):
     rows = [(code, iid, NOW - timedelta(days=1 + i % 5), 1 + i % 3, 0) for i, code in enumerate(codes)]
     starts = [(code, NOW - timedelta(days=d)) for code in codes for d in (2, 10)]
     assert len(starts) > q.SQLITE_WINDOWS_PER_STATEMENT and 2 * len(starts) > 500
-    with app.app_context(), db.uow() as uow:
-        uow.session.execute(
-            insert(Sale.__table__),
-            [
-                {
-                    "person_id": pid,
-                    "code": code,
-                    "institution_id": inst,
-                    "order_ref": ref(),
-                    "quantity": quantity,
-                    "released": released,
-                    "sold_at": at,
-                }
-                for code, inst, at, quantity, released in rows
-            ],
-        )
-        got = q.window_sums(uow, pid, starts)
-        uow.rollback()
-    assert got == {w: window_oracle(rows, *w) for w in starts}
+    assert _sums_of(app, pid, rows, starts) == {w: window_oracle(rows, *w) for w in starts}
