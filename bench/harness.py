@@ -100,26 +100,8 @@ class Server:
             redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
         env.update(self.extra_env)
         self.log = open(self.instance / "server.log", "wb")  # noqa: SIM115 - closed in __exit__
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "yibao.serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.instance / 'server.log'}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError("server did not become ready")
+        self.proc = start_group([sys.executable, "-m", "yibao.serve"], env, self.log)
+        wait_ready(self.proc, self.url, "/readyz", self.instance / "server.log")
         self.demo = json.loads((self.instance / "demo-credentials.json").read_text())
         if not self.postgres:
             self.database_url = f"sqlite:///{self.instance / 'yibao.sqlite3'}"
@@ -153,13 +135,58 @@ class Server:
         return result
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            stop_group(self.proc)
         self.log.close()
+
+
+# The process group of every benchmark server now running, by URL: load() counts exactly that group's
+# CPU as `service` (another gunicorn on the machine, e.g. an agent's test server, is `other`).
+_SERVER_GROUPS: dict[str, int] = {}
+
+
+def start_group(cmd: list[str], env: dict[str, str], log: Any) -> subprocess.Popen:
+    """Start a benchmark server as the leader of a new process group (pgid = its pid), output to `log`."""
+    return subprocess.Popen(  # noqa: S603 - fixed argv
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_ready(proc: subprocess.Popen, url: str, path: str, log_path: Path, timeout: float = 120) -> None:
+    """Poll `url + path` until it answers 200; then register `url` with the server's process group
+    (load() counts that group as the service)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited; see {log_path}")
+        try:
+            with urllib.request.urlopen(url + path, timeout=2) as resp:  # noqa: S310
+                if resp.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        raise RuntimeError("server did not become ready")
+    _SERVER_GROUPS[url.rstrip("/")] = proc.pid
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (SIGKILL after 20 s); forget its URL."""
+    for url, pgid in list(_SERVER_GROUPS.items()):
+        if pgid == proc.pid:
+            del _SERVER_GROUPS[url]
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+def server_group(url: str) -> int | None:
+    """The process group of the benchmark server at `url` (None: not one this process started)."""
+    return _SERVER_GROUPS.get(url.rstrip("/"))
 
 
 def _in_group(pid: int, pgid: int) -> bool:
@@ -223,11 +250,14 @@ CPU_GROUPS = ("service", "postgresql", "redis", "clients", "other")
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _group(pid: str, comm: str) -> str:
-    """The process group of a process: the service (gunicorn master and workers), PostgreSQL (the
-    benchmark database's backends and the server's own background processes, e.g. the WAL writer),
-    Redis or Valkey (the embedded one too), or anything else on the machine (other work; PostgreSQL
-    backends of other databases included)."""
+def _group(pid: str, comm: str, pgid: int | None = None) -> str:
+    """The process group of a process: the service, PostgreSQL (the benchmark database's backends and
+    the server's own background processes, e.g. the WAL writer), Redis or Valkey (the embedded one
+    too), or anything else on the machine (other work; PostgreSQL backends of other databases and
+    other gunicorn servers included).
+
+    The service is the benchmark server's process group `pgid` (its launcher, gunicorn master and
+    workers); without one (a server this process did not start), any gunicorn or yibao.serve."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -240,14 +270,17 @@ def _group(pid: str, comm: str) -> str:
         return "postgresql" if host is None or words[host - 1] == PG_BENCH_DB else "other"
     if comm.startswith(("redis-server", "valkey-server", "redis-", "valkey")):
         return "redis"
+    if pgid is not None:
+        return "service" if _in_group(int(pid), pgid) else "other"
     return "service" if b"gunicorn" in cmd or b"yibao.serve" in cmd else "other"
 
 
 Snapshot = dict[int, tuple[str, float]]  # pid -> (group, CPU seconds so far)
 
 
-def cpu_snapshot(exclude: set[int] | None = None) -> Snapshot:
-    """CPU seconds (user + system) used so far by every live process: {pid: (group, seconds)}."""
+def cpu_snapshot(exclude: set[int] | None = None, pgid: int | None = None) -> Snapshot:
+    """CPU seconds (user + system) used so far by every live process: {pid: (group, seconds)};
+    `pgid`: the benchmark server's process group (the `service`, see _group)."""
     out: Snapshot = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or (exclude and int(entry.name) in exclude):
@@ -258,7 +291,8 @@ def cpu_snapshot(exclude: set[int] | None = None) -> Snapshot:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(entry.name)] = (_group(entry.name, comm), (int(fields[11]) + int(fields[12])) / _TICK)
+        group = _group(entry.name, comm, pgid)
+        out[int(entry.name)] = (group, (int(fields[11]) + int(fields[12])) / _TICK)
     return out
 
 
@@ -333,8 +367,14 @@ def load(
     args: dict | None = None,
     max_requests_per_client: int | None = None,
     ok_statuses: tuple[int, ...] = (200, 201),
+    pgid: int | None = None,
 ) -> Stats:
-    """Drive `factory(index, args)` -> iterator of (method, path, headers, body) from `clients` processes."""
+    """Drive `factory(index, args)` -> iterator of (method, path, headers, body) from `clients` processes.
+
+    `pgid`: the server's process group, whose CPU is the `service` group; by default the group of the
+    benchmark server at `url` (Server, or any server started with start_group and wait_ready)."""
+    if pgid is None:
+        pgid = server_group(url)
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     start_at = time.time() + 1.0
@@ -350,9 +390,9 @@ def load(
     clients_pids = {p.pid for p in procs if p.pid is not None}
     while time.time() < start_at - 0.05:
         time.sleep(0.01)
-    before = cpu_snapshot(exclude=clients_pids)
+    before = cpu_snapshot(exclude=clients_pids, pgid=pgid)
     results = [out.get() for _ in procs]
-    after = cpu_snapshot(exclude=clients_pids)
+    after = cpu_snapshot(exclude=clients_pids, pgid=pgid)
     for p in procs:
         p.join()
     wall = time.time() - start_at
