@@ -1,7 +1,8 @@
-"""Run the benchmarks: `python -m bench` (all) or `python -m bench voucher payments cluster profile`.
+"""Run the benchmarks: `python -m bench` (all) or `python -m bench voucher payments cluster profile floor`.
 
 Each suite prints its own figures; at the end the targets of issues 12, 14, 15 and 16 are printed once
-more, met or not, from the suites that ran.
+more, met or not, from the suites that ran, and the lean floor's ratios (bench/floor.py: what the
+irreducible work alone reaches on this machine; informational, not a target).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-SUITES = ("voucher", "payments", "cluster", "profile")
+SUITES = ("voucher", "payments", "cluster", "profile", "floor")
 FLAT = 1.25  # "does not grow with history": p50 at the large history at most this many times the small one
 MEMORY_KIB = 4096  # "worker memory flat": no gunicorn process grows by more than this over the long run
 
@@ -115,6 +116,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
+def floor_line(f: dict[str, Any]) -> str:
+    """The closing line of the floor suite (bench/floor.py)."""
+    v, vf, p = f["verification"], f["verification_flask"], f["pay"]
+    return (
+        "floor     the irreducible work alone (bench/floor_app.py, the same gunicorn) reaches "
+        f"{v['ratio']:.1%} (verification, raw WSGI; {vf['ratio']:.1%} as a minimal Flask view, "
+        f"{vf['ratio_to_flask_bare']:.1%} of Flask's own bare) / {p['ratio']:.1%} (pay) of bare "
+        "on this machine (targets 40 % / 30 %; informational)"
+    )
+
+
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
     started = time.time()
@@ -136,6 +148,8 @@ def main(argv: list[str]) -> int:
     for target, figure, met in targets(results):
         verdict = "reported" if met is None else ("MET" if met else "NOT MET")
         print(f"{verdict:<9} {target:<72} {figure}")
+    if results.get("floor"):
+        print(floor_line(results["floor"]))
     print(f"\nbenchmarks finished in {time.time() - started:.0f} s")
     return 0
 

@@ -239,7 +239,9 @@ def issue_requests(index: int, args: dict) -> Iterator[Request]:
 
 
 def verify_requests(index: int, args: dict) -> Iterator[Request]:
+    """Each client verifies its own slice of the codes (args["prefix"]: before the path, e.g. /flask)."""
     inst = args["inst"]
+    path = args.get("prefix", "") + "/api/v1/verifications"
     for n, code in enumerate(args["codes"][index :: args["clients"]]):
         body = json.dumps(
             {
@@ -251,12 +253,7 @@ def verify_requests(index: int, args: dict) -> Iterator[Request]:
                 "out_biz_no": f"b{index}-{n}",
             }
         ).encode()
-        yield (
-            "POST",
-            "/api/v1/verifications",
-            signed_headers(inst["key_id"], inst["secret"], "POST", "/api/v1/verifications", body),
-            body,
-        )
+        yield "POST", path, signed_headers(inst["key_id"], inst["secret"], "POST", path, body), body
 
 
 def verify_run(srv: Server, tokens: list[str], inst: dict, count: int, codes: list[str] | None = None) -> Any:
