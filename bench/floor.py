@@ -23,6 +23,9 @@ Environment knobs:
   BENCH_FLOOR_ORDERS    orders prepared for the pay load (default 30000; more than it can pay)
   BENCH_FLOOR_CLIENTS   concurrent client processes (default 8)
   BENCH_FLOOR_WORKERS   gunicorn workers (default 4, `make run`'s)
+  BENCH_FLOOR_PARTS     calls of each part timed in-process after the loads (default 500)
+  BENCH_FLOOR_SERVICE   0 to skip the service's own bare GET /healthz (yibao under the same command, on
+                        PostgreSQL + Redis, after the floor: the targets' denominator, in the same sitting)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any
 
 from bench.harness import (
     BENCH_REDIS_URL,
+    Server,
     Stats,
     free_port,
     load,
@@ -55,6 +59,8 @@ CODES = int(os.environ.get("BENCH_FLOOR_CODES", 12000))
 ORDERS = int(os.environ.get("BENCH_FLOOR_ORDERS", 30000))
 CLIENTS = int(os.environ.get("BENCH_FLOOR_CLIENTS", 8))
 WORKERS = int(os.environ.get("BENCH_FLOOR_WORKERS", 4))
+PARTS = int(os.environ.get("BENCH_FLOOR_PARTS", 500))
+SERVICE_BARE = os.environ.get("BENCH_FLOOR_SERVICE", "1") != "0"
 WARM = 400
 USERS = 8  # subjects of the codes, as bench.voucher's
 PAYERS = 200  # as bench.payments'
@@ -171,6 +177,9 @@ class FloorServer:
         wait_ready(self.proc, self.url, "/healthz", self.dir / "server.log")
         return self
 
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+
     def __exit__(self, *exc: object) -> None:
         stop_group(self.proc)
         self.log.close()
@@ -227,6 +236,121 @@ def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str])
     out["bare"], out["flask_bare"] = pooled(base_1, base_2), pooled(flask_1, flask_2)
     if out["pay"].requests >= len(orders) - WARM - CLIENTS:
         print(f"floor: the pay load ran out of orders: raise BENCH_FLOOR_ORDERS (now {ORDERS})", flush=True)
+    if any(s.ok < s.requests for s in out.values()):
+        print(f"floor: some requests failed; the lean server's log ends:\n{srv.log_tail()}", flush=True)
+    return out
+
+
+def parts(config: dict[str, Any], inst: dict[str, Any], private: Any, orders: list[str], n: int) -> dict:
+    """The CPU (and wall) ms of each part of the two requests, in this process: one thread, no HTTP,
+    no contention from the load (what the service process spends on each, less gunicorn's share)."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from bench import floor_app as fa
+    from bench.harness import signed_headers
+
+    app = fa.FloorApp(config)
+    path = "/api/v1/verifications"
+    subs = [secrets.token_urlsafe(6) for _ in range(USERS)]
+    codes = make_codes(private, subs, 3 * n)
+
+    def scan(code: str) -> tuple[tuple, bytes]:
+        body = json.dumps(
+            {
+                "qr_content": code,
+                "business_type": "02121",
+                "operator_id": "op-1",
+                "operator_name": "bench",
+                "device_id": "dev-0",
+                "out_biz_no": secrets.token_hex(4),
+            }
+        ).encode()
+        h = signed_headers(inst["key_id"], inst["secret"], "POST", path, body)
+        return (h["X-Yb-Key"], h["X-Yb-Timestamp"], h["X-Yb-Nonce"], h["X-Yb-Signature"]), body
+
+    scans = [scan(c) for c in codes]
+    key = next(iter(app.keys.values()))
+    blob = fa._b45decode(codes[0][len(fa.QR_PREFIX) :])
+    hlen = blob[0]
+    signing_input = fa._b64u(blob[1 : 1 + hlen]) + b"." + fa._b64u(blob[1 + hlen : -fa.SIG_LEN])
+    sig = blob[-fa.SIG_LEN :]
+    keys_of = [(f"fl:nonce:{{x}}:{secrets.token_hex(12)}", f"fl:vuse:{{y}}:{i}") for i in range(n + 1)]
+
+    def write(i: int) -> None:
+        def work(cur: Any) -> None:
+            cur.execute(fa.INSERT_USE, ("part", f"j{i}", int(time.time()) + 300))
+            cur.execute(
+                fa.INSERT_USAGE,
+                (1, "02121", "op-1", "bench", "dev-0", "b", "part", f"j{i}", "accepted", None, "ec_x"),
+            )
+
+        app._transaction(work)
+
+    def wsgi(item: tuple[tuple, bytes]) -> None:
+        (key_id, ts, nonce, signature), body = item
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "wsgi.input": io.BytesIO(body)}
+        setup_testing_defaults(environ)
+        environ.update(
+            CONTENT_LENGTH=str(len(body)),
+            HTTP_X_YB_KEY=key_id,
+            HTTP_X_YB_TIMESTAMP=ts,
+            HTTP_X_YB_NONCE=nonce,
+            HTTP_X_YB_SIGNATURE=signature,
+        )
+        b"".join(app(environ, lambda *_: None))
+
+    def pay(order: str) -> None:
+        pay_path = f"/api/v1/payment-orders/{order}/pay"
+        h = signed_headers(inst["key_id"], inst["secret"], "POST", pay_path, b"")
+        headers = (h["X-Yb-Key"], h["X-Yb-Timestamp"], h["X-Yb-Nonce"], h["X-Yb-Signature"])
+        app.pay(headers, pay_path, "", order, secrets.token_hex(12))
+
+    table = (
+        (
+            "HMAC request signature (shapes, window, SHA-256, compare)",
+            lambda x: fa.checked_signature(app.institutions, x[0], "POST", path, "", x[1]),
+            scans[:n],
+        ),
+        ("JSON body", lambda x: json.loads(x[1]), scans[:n]),
+        (
+            "code: base45, Ed25519 verify, header and claims",
+            lambda x: fa.checked_code(app.keys, x),
+            codes[:n],
+        ),
+        (
+            "  of which Ed25519 verify alone (cryptography)",
+            lambda _: key.verify(sig, signing_input),
+            range(n),
+        ),
+        (
+            "Redis: the claim script (SET NX nonce + code), redis-py",
+            lambda k: app._claim(keys=list(k), args=[900, 300]),
+            keys_of,
+        ),
+        ("PostgreSQL: INSERT use + INSERT audit + COMMIT, psycopg", write, range(n + 1)),
+        (
+            "whole verification (FloorApp.verification)",
+            lambda x: app.verification(x[0], "POST", path, "", x[1]),
+            scans[n : 2 * n],
+        ),
+        ("whole raw WSGI call (environ, dispatch, answer JSON)", wsgi, scans[2 * n :]),
+        ("whole pay (FloorApp.pay: SET NX, 7 statements, COMMIT)", pay, orders),
+    )
+    out: dict[str, dict[str, float]] = {}
+    print(f"\n== the parts in-process (one thread, no HTTP; {n} calls each): CPU ms / wall ms per call ==")
+    for name, fn, items in table:
+        items = list(items)
+        fn(items[0])  # first call: connection, prepared statement, script load
+        c0, w0 = time.process_time(), time.perf_counter()
+        for x in items[1:]:
+            fn(x)
+        calls = max(1, len(items) - 1)
+        cpu, wall = (time.process_time() - c0) / calls * 1000, (time.perf_counter() - w0) / calls * 1000
+        out[name.strip()] = {"cpu_ms": round(cpu, 4), "wall_ms": round(wall, 4)}
+        print(f"{name:<62} {cpu:7.3f} / {wall:7.3f}", flush=True)
+    app._cursor().connection.close()
+    app.redis.close()
     return out
 
 
@@ -243,10 +367,17 @@ def main() -> dict[str, Any]:
         dsn = reset_pg_database()
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
         t0 = time.time()
-        orders = prepare(dsn, inst, orders=ORDERS + WARM)
+        orders = prepare(dsn, inst, orders=ORDERS + WARM + PARTS + 1)
         with FloorServer(app_config(dsn, BENCH_REDIS_URL, inst, public_hex)) as srv:
-            print(f"\n[floor] prepared {ORDERS + WARM} orders in {time.time() - t0:.1f} s", flush=True)
-            runs = run(srv, inst, private, orders)
+            print(f"\n[floor] prepared {len(orders)} orders in {time.time() - t0:.1f} s", flush=True)
+            runs = run(srv, inst, private, orders[: -PARTS - 1])
+        results["parts"] = parts(srv.config, inst, private, orders[-PARTS - 1 :], PARTS)
+        if SERVICE_BARE:  # the denominator of issue 12's targets, in the same sitting
+            with Server(postgres=True, workers=WORKERS) as real:
+                load(real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 4)  # warm
+                runs["service_bare"] = load(
+                    real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 2
+                )
     base, flask_base = runs["bare"], runs["flask_bare"]
     print(
         f"\n== lean floor (bench/floor_app.py; postgresql+redis): {WORKERS} gunicorn workers, "
@@ -255,6 +386,8 @@ def main() -> dict[str, Any]:
     )
     results["bare"] = report("bare GET /healthz, raw WSGI (baseline)", base, base)
     results["flask_bare"] = report("GET /flask/healthz, minimal Flask", flask_base, base)
+    if "service_bare" in runs:
+        results["service_bare"] = report("the service's GET /healthz (yibao)", runs["service_bare"], base)
     rows = (
         ("verification", "POST /verifications, raw WSGI", VERIFICATION_TARGET),
         ("verification_flask", "POST /flask/verifications, minimal Flask", VERIFICATION_TARGET),
@@ -262,19 +395,27 @@ def main() -> dict[str, Any]:
     )
     for key, name, target in rows:
         results[key] = report(name, runs[key], base, target_ratio=target)
-    flask_ratio = runs["verification_flask"].rps / flask_base.rps if flask_base.rps else float("nan")
-    results["verification_flask"]["ratio_to_flask_bare"] = round(flask_ratio, 3)
-    print(f"Flask verification vs the Flask /flask/healthz: {flask_ratio:.1%}", flush=True)
+    # The same requests/s over the other two bare endpoints: a minimal Flask app's and the service's own.
+    for key in ("flask_bare", "service_bare"):
+        if key not in runs or not runs[key].rps:
+            continue
+        ratios = {k: round(runs[k].rps / runs[key].rps, 3) for k, _, _ in rows}
+        for k, ratio in ratios.items():
+            results[k][f"ratio_to_{key}"] = ratio
+        print(
+            f"over the {'minimal Flask' if key == 'flask_bare' else 'service'}'s bare "
+            f"({runs[key].rps:.1f} req/s): " + ", ".join(f"{k} {r:.1%}" for k, r in ratios.items()),
+            flush=True,
+        )
     # The team's argument (docs/benchmarks.md, run F): on 2 shared cores the ratio is about bare's
     # CPU per request over the endpoint's, load clients included.
     implied = {}
-    for key in ("verification", "verification_flask", "pay"):
-        bare_cpu = cpu_total(flask_base if key == "verification_flask" else base)
-        implied[key] = round(bare_cpu / cpu_total(runs[key]), 3) if cpu_total(runs[key]) else None
+    for key, _, _ in rows:
+        bare_cpu, cpu = cpu_total(base), cpu_total(runs[key])
+        implied[key] = round(bare_cpu / cpu, 3) if cpu else None
         print(
-            f"{key}: machine CPU {cpu_total(runs[key]):.3f} ms/request vs its bare's {bare_cpu:.3f}: "
-            f"implied ratio {implied[key]:.1%}, measured "
-            f"{flask_ratio if key == 'verification_flask' else results[key]['ratio']:.1%}",
+            f"{key}: machine CPU {cpu:.3f} ms/request vs bare's {bare_cpu:.3f}: implied ratio "
+            f"{bare_cpu / cpu if cpu else float('nan'):.1%}, measured {results[key]['ratio']:.1%}",
             flush=True,
         )
     results["implied_ratio"] = implied
