@@ -12,7 +12,13 @@ institution signs it, same bodies and paths) load:
 - POST /api/v1/verifications (raw WSGI) and POST /flask/api/v1/verifications (the same work as a
   minimal Flask view): HMAC, Ed25519, one Redis script, INSERT + INSERT + COMMIT;
 - POST /api/v1/payment-orders/{id}/pay (raw WSGI): HMAC, SET NX, SELECT ... FOR UPDATE, two UPDATEs,
-  the idempotency row and three ledger legs, COMMIT.
+  the idempotency row and three ledger legs, COMMIT;
+- the same two under /one/: a design variant (no Redis; nonce, single use and audit row, or the whole
+  pay, in one autocommitted PostgreSQL statement): what fewer round trips would buy.
+
+Then, in this process (one thread, no HTTP), the CPU of each part of the two requests (HMAC, JSON,
+Ed25519, the Redis script, the PostgreSQL transaction), and, when BENCH_FLOOR_SERVICE is not 0, the
+service's own bare GET /healthz under the same command (the targets' denominator, same sitting).
 
 Each line gives req/s, p50, p99, the ratio to this server's bare and the CPU the machine spent per
 request by process: what any Python service on this machine needs at least for that work.
@@ -20,7 +26,7 @@ request by process: what any Python service on this machine needs at least for t
 Environment knobs:
   BENCH_FLOOR_DURATION  seconds of the pay load and of the bare loads before + after (default 10)
   BENCH_FLOOR_CODES     codes per verification run (default 12000; raw and Flask each)
-  BENCH_FLOOR_ORDERS    orders prepared for the pay load (default 30000; more than it can pay)
+  BENCH_FLOOR_ORDERS    orders prepared for the two pay loads (default 40000; more than they can pay)
   BENCH_FLOOR_CLIENTS   concurrent client processes (default 8)
   BENCH_FLOOR_WORKERS   gunicorn workers (default 4, `make run`'s)
   BENCH_FLOOR_PARTS     calls of each part timed in-process after the loads (default 500)
@@ -56,7 +62,7 @@ from bench.harness import (
 
 DURATION = float(os.environ.get("BENCH_FLOOR_DURATION", 10))
 CODES = int(os.environ.get("BENCH_FLOOR_CODES", 12000))
-ORDERS = int(os.environ.get("BENCH_FLOOR_ORDERS", 30000))
+ORDERS = int(os.environ.get("BENCH_FLOOR_ORDERS", 40000))
 CLIENTS = int(os.environ.get("BENCH_FLOOR_CLIENTS", 8))
 WORKERS = int(os.environ.get("BENCH_FLOOR_WORKERS", 4))
 PARTS = int(os.environ.get("BENCH_FLOOR_PARTS", 500))
@@ -214,27 +220,32 @@ def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str])
             ok_statuses=(200,),
         )
 
-    def pay(batch: list[str], duration: float) -> Stats:
-        args = {"orders": batch, "clients": CLIENTS, **creds}
+    def pay(batch: list[str], duration: float, prefix: str = "") -> Stats:
+        args = {"orders": batch, "clients": CLIENTS, "prefix": prefix, **creds}
         return load(srv.url, "bench.payments:pay_requests", clients=CLIENTS, duration=duration, args=args)
 
     def bare(factory: str, duration: float) -> Stats:
         return load(srv.url, factory, clients=CLIENTS, duration=duration)
 
     # Warm-up (not reported): every worker thread's connections and prepared statements, code paths.
-    verify("", WARM)
-    verify("/flask", WARM)
-    pay(orders[:WARM], 3600)
+    for prefix in ("", "/flask", "/one"):
+        verify(prefix, WARM)
+    pay(orders[: WARM // 2], 3600)
+    pay(orders[WARM // 2 : WARM], 3600, "/one")
     out: dict[str, Stats] = {}
     base_1 = bare("bench.harness:bare_requests", DURATION / 2)
     flask_1 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     out["verification"] = verify("", CODES)
     out["verification_flask"] = verify("/flask", CODES)
-    out["pay"] = pay(orders[WARM:], DURATION)
+    out["verification_one"] = verify("/one", CODES)
+    rest = orders[WARM:]
+    half = len(rest) // 2
+    out["pay"] = pay(rest[:half], DURATION)
+    out["pay_one"] = pay(rest[half:], DURATION, "/one")
     flask_2 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     base_2 = bare("bench.harness:bare_requests", DURATION / 2)
     out["bare"], out["flask_bare"] = pooled(base_1, base_2), pooled(flask_1, flask_2)
-    if out["pay"].requests >= len(orders) - WARM - CLIENTS:
+    if max(out["pay"].requests, out["pay_one"].requests) >= half - CLIENTS:
         print(f"floor: the pay load ran out of orders: raise BENCH_FLOOR_ORDERS (now {ORDERS})", flush=True)
     if any(s.ok < s.requests for s in out.values()):
         print(f"floor: some requests failed; the lean server's log ends:\n{srv.log_tail()}", flush=True)
@@ -392,6 +403,8 @@ def main() -> dict[str, Any]:
         ("verification", "POST /verifications, raw WSGI", VERIFICATION_TARGET),
         ("verification_flask", "POST /flask/verifications, minimal Flask", VERIFICATION_TARGET),
         ("pay", "POST …/pay, raw WSGI", PAY_TARGET),
+        ("verification_one", "variant: verification, one statement", VERIFICATION_TARGET),
+        ("pay_one", "variant: pay, one statement", PAY_TARGET),
     )
     for key, name, target in rows:
         results[key] = report(name, runs[key], base, target_ratio=target)

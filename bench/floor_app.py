@@ -17,6 +17,11 @@ No yibao import on any request's path: the standard library, cryptography, redis
   the order and the payer's account (SELECT ... FOR UPDATE), debits the account (balance >= 0 guard),
   marks the order paid, inserts the idempotency row and three ledger legs summing to zero, COMMIT.
 
+- /one/api/v1/verifications and /one/api/v1/payment-orders/<id>/pay (raw WSGI): a design variant,
+  not the service's: no Redis; the nonce (a PostgreSQL table), the single use and the audit row, or the
+  whole pay, in one autocommitted statement (one round trip, one commit; CHECK balance_fen >= 0 and
+  the unique keys abort it). What fewer round trips would buy.
+
 Configuration: FLOOR_CONFIG, a JSON object (bench/floor.py writes it): dsn, redis_url, institutions
 {key_id: {id, secret, services, account_id}}, keys {kid: public key hex}, cash_account_id. One psycopg
 connection per worker thread (the gthread worker's threads), one redis-py pool per process.
@@ -75,7 +80,8 @@ NONCE_REUSED, CODE_USED, FRESH = 0, 1, 2
 
 SCHEMA = """
 CREATE TABLE floor_institutions (id integer PRIMARY KEY, key_id text NOT NULL UNIQUE);
-CREATE TABLE floor_accounts (id bigint PRIMARY KEY, balance_fen bigint NOT NULL);
+CREATE TABLE floor_accounts (id bigint PRIMARY KEY, balance_fen bigint NOT NULL CHECK (balance_fen >= 0));
+CREATE TABLE floor_nonces (key text PRIMARY KEY, expires_at timestamptz NOT NULL);
 CREATE TABLE floor_voucher_uses (
     sub text NOT NULL, jti text NOT NULL, expires_at timestamptz NOT NULL, used_at timestamptz NOT NULL,
     PRIMARY KEY (sub, jti));
@@ -127,6 +133,60 @@ INSERT_LEGS = (
     "INSERT INTO floor_ledger_entries (order_id, account_id, amount_fen, created_at)"
     " VALUES (%s, %s, %s, now()), (%s, %s, %s, now()), (%s, %s, %s, now())"
 )
+
+# The one-statement variant (/one/...): no Redis; the nonce, the single use and the audit row (or the
+# whole pay) in one autocommitted statement: one round trip, one commit. A design sketch, not the service's.
+ONE_VERIFY = """
+WITH n AS (
+    INSERT INTO floor_nonces (key, expires_at) VALUES (%(nonce)s, now() + interval '900 seconds')
+    ON CONFLICT DO NOTHING RETURNING 1),
+u AS (
+    INSERT INTO floor_voucher_uses (sub, jti, expires_at, used_at)
+    SELECT %(sub)s::text, %(jti)s::text, to_timestamp(%(exp)s), now()
+    WHERE %(sub)s::text IS NOT NULL AND EXISTS (SELECT FROM n)
+    ON CONFLICT DO NOTHING RETURNING 1),
+v AS (SELECT EXISTS (SELECT FROM u) AS ok)
+INSERT INTO floor_voucher_usage (institution_id, business_type, operator_id, operator_name, device_id,
+    out_biz_no, sub, jti, result, code, ec_token, created_at)
+SELECT %(inst)s, %(business_type)s, %(operator_id)s, %(operator_name)s, %(device_id)s, %(out_biz_no)s,
+    %(sub)s, %(jti)s, CASE WHEN v.ok THEN 'accepted' ELSE 'refused' END,
+    CASE WHEN v.ok THEN NULL ELSE coalesce(%(code)s::text, 'VOUCHER_ALREADY_USED') END,
+    CASE WHEN v.ok THEN %(ec)s::text END, now()
+FROM v WHERE EXISTS (SELECT FROM n)
+RETURNING result
+"""
+ONE_PAY = """
+WITH n AS (
+    INSERT INTO floor_nonces (key, expires_at) VALUES (%(nonce)s, now() + interval '900 seconds')
+    ON CONFLICT DO NOTHING RETURNING 1),
+o AS (
+    UPDATE floor_orders SET status = 'paid', paid_at = now()
+    WHERE pay_order_id = %(po)s AND institution_id = %(inst)s AND status = 'created'
+        AND total_fen = account_pay_fen + cash_pay_fen AND EXISTS (SELECT FROM n)
+    RETURNING id, payer_account_id, total_fen, drug_fen, delivery_fee_fen, account_pay_fen, cash_pay_fen,
+        created_at, paid_at),
+a AS (
+    UPDATE floor_accounts SET balance_fen = balance_fen - o.account_pay_fen FROM o
+    WHERE floor_accounts.id = o.payer_account_id RETURNING 1),
+r AS (
+    SELECT o.id, json_build_object('pay_order_id', %(po)s::text, 'merchant_order_no', %(po)s::text,
+        'status', 'paid', 'purpose', 'online_otc', 'account_only', false, 'drug_fen', o.drug_fen,
+        'delivery_fee_fen', o.delivery_fee_fen, 'total_fen', o.total_fen,
+        'account_pay_fen', o.account_pay_fen, 'cash_pay_fen', o.cash_pay_fen, 'mutual_aid_pay_fen', 0,
+        'refunded_fen', 0, 'created_at', o.created_at, 'paid_at', o.paid_at,
+        'warnings', json_build_array())::text AS body
+    FROM o),
+i AS (
+    INSERT INTO floor_idempotency (institution_id, key, order_id, status, response, created_at)
+    SELECT %(inst)s, %(key)s, r.id, 200, r.body, now() FROM r),
+l AS (
+    INSERT INTO floor_ledger_entries (order_id, account_id, amount_fen, created_at)
+    SELECT o.id, x.account, x.amount, now() FROM o CROSS JOIN LATERAL (VALUES
+        (o.payer_account_id, -o.account_pay_fen), (%(cash)s::bigint, -o.cash_pay_fen),
+        (%(inst_account)s::bigint, o.total_fen)) AS x(account, amount))
+SELECT EXISTS (SELECT FROM n), (SELECT body FROM r), (SELECT count(*) FROM a)
+"""
+ORDER_STATUS = "SELECT status FROM floor_orders WHERE pay_order_id = %s AND institution_id = %s"
 
 
 class Refused(Exception):  # noqa: N818 - an answer, not a failure
@@ -294,27 +354,19 @@ class FloorApp:
         """This thread's cursor on its own connection (opened on first use)."""
         cur = getattr(self._local, "cur", None)
         if cur is None or cur.connection.closed:
-            cur = self._local.cur = psycopg.connect(self.dsn).cursor()
+            cur = self._local.cur = psycopg.connect(self.dsn, autocommit=True).cursor()
         return cur
 
     def _transaction(self, work: Callable[[Any], Any]) -> Any:
-        """work(cursor) in one transaction (BEGIN at its first statement), committed; rolled back when
-        it raises."""
+        """work(cursor) in one transaction (BEGIN, its statements, COMMIT); rolled back when it raises."""
         cur = self._cursor()
-        try:
-            out = work(cur)
-        except BaseException:
-            if not cur.connection.closed:
-                cur.connection.rollback()
-            raise
-        cur.connection.commit()
-        return out
+        with cur.connection.transaction():
+            return work(cur)
 
     # -------------------------------------------------------- the two requests
 
-    def verification(
-        self, headers: tuple, method: str, path: str, query: str, body: bytes
-    ) -> tuple[int, Any]:
+    def _scan(self, headers: tuple, method: str, path: str, query: str, body: bytes) -> tuple:
+        """The checks of a scan needing no storage: (institution, nonce key, scan, sub, jti, exp, refusal)."""
         inst, nonce_key = checked_signature(self.institutions, headers, method, path, query, body)
         try:
             scan = json.loads(body)
@@ -324,11 +376,17 @@ class FloorApp:
             raise Refused(400, "VALIDATION_FAILED")
         if scan["business_type"] not in inst.services:
             raise Refused(403, "INSTITUTION_NOT_DESIGNATED")
-        sub = jti = code = None
         try:
-            sub, jti, exp = checked_code(self.keys, scan["qr_content"])
+            return (inst, nonce_key, scan, *checked_code(self.keys, scan["qr_content"]), None)
         except Refused as refusal:
-            code = refusal
+            return inst, nonce_key, scan, None, None, 0, refusal
+
+    def verification(
+        self, headers: tuple, method: str, path: str, query: str, body: bytes
+    ) -> tuple[int, Any]:
+        """The service's design: Redis takes the nonce and the code, PostgreSQL the durable row and the
+        audit row in one transaction."""
+        inst, nonce_key, scan, sub, jti, exp, code = self._scan(headers, method, path, query, body)
         if code is None:
             ttl = max(1, math.ceil(exp + LEEWAY - time.time()))
             outcome = self._claim(keys=[nonce_key, f"fl:vuse:{{{sub}}}:{jti}"], args=[NONCE_TTL, ttl])
@@ -351,20 +409,25 @@ class FloorApp:
         ec = self._transaction(write)
         if code is not None:
             raise code
-        return 200, {
-            "ec_token": ec,
-            "expires_in": 1800,
-            "business_type": scan["business_type"],
-            "person": {
-                "psn_no": f"psn_{sub}{sub}",
-                "name_masked": "赵*",
-                "id_number_masked": "5329**********0012",
-                "insurance_type": "employee",
-                "insured_region": "532900",
-                "has_personal_account": True,
-            },
-            "warnings": [],
-        }
+        return 200, _scan_answer(ec, scan["business_type"], sub)
+
+    def verification_one(
+        self, headers: tuple, method: str, path: str, query: str, body: bytes
+    ) -> tuple[int, Any]:
+        """The one-statement variant: no Redis; nonce, single use and audit row in one statement."""
+        inst, nonce_key, scan, sub, jti, exp, code = self._scan(headers, method, path, query, body)
+        ec = "ec_" + secrets.token_urlsafe(27)
+        params = {k: scan[k] for k in _SCAN_FIELDS[1:]}
+        params.update(nonce=nonce_key, sub=sub, jti=jti, exp=exp + LEEWAY, inst=inst.id, ec=ec)
+        params["code"] = code and code.code
+        row = self._cursor().execute(ONE_VERIFY, params).fetchone()
+        if row is None:
+            raise Refused(401, "INSTITUTION_AUTH_FAILED")
+        if code is not None:
+            raise code
+        if row[0] != "accepted":
+            raise Refused(409, "VOUCHER_ALREADY_USED")
+        return 200, _scan_answer(ec, scan["business_type"], sub)
 
     def pay(self, headers: tuple, path: str, query: str, pay_order_id: str, idem_key: Any) -> tuple[int, Any]:
         inst, nonce_key = checked_signature(self.institutions, headers, "POST", path, query, b"")
@@ -413,6 +476,35 @@ class FloorApp:
 
         return 200, self._transaction(write)
 
+    def pay_one(
+        self, headers: tuple, path: str, query: str, pay_order_id: str, idem_key: Any
+    ) -> tuple[int, Any]:
+        """The one-statement variant of pay: no Redis; the answer is built by PostgreSQL (JSON text)."""
+        inst, nonce_key = checked_signature(self.institutions, headers, "POST", path, query, b"")
+        if not isinstance(idem_key, str) or not _IDEMPOTENCY_KEY.fullmatch(idem_key):
+            raise Refused(400, "IDEMPOTENCY_KEY_REQUIRED")
+        params = {
+            "nonce": nonce_key,
+            "po": pay_order_id,
+            "inst": inst.id,
+            "key": idem_key,
+            "cash": self.cash_account,
+            "inst_account": inst.account_id,
+        }
+        cur = self._cursor()
+        try:
+            fresh, body, _ = cur.execute(ONE_PAY, params).fetchone()
+        except psycopg.errors.CheckViolation as exc:
+            raise Refused(409, "INSUFFICIENT_BALANCE") from exc
+        except psycopg.errors.UniqueViolation as exc:
+            raise Refused(409, "IDEMPOTENCY_KEY_IN_USE") from exc
+        if not fresh:
+            raise Refused(401, "INSTITUTION_AUTH_FAILED")
+        if body is None:
+            found = cur.execute(ORDER_STATUS, (pay_order_id, inst.id)).fetchone()
+            raise Refused(404, "ORDER_NOT_FOUND") if found is None else Refused(409, "ORDER_STATE_CONFLICT")
+        return 200, _Raw(body.encode())
+
     # -------------------------------------------------------- WSGI
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -425,21 +517,50 @@ class FloorApp:
             return _send(start_response, 404, b'{"code":"NOT_FOUND"}')
         headers = tuple(environ.get(k) for k in _HEADER_KEYS)
         query = environ.get("QUERY_STRING", "")
+        one = path.startswith("/one/")
+        route = path[4:] if one else path
         try:
-            if path == "/api/v1/verifications":
+            if route == "/api/v1/verifications":
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 if length > MAX_BODY:
                     raise Refused(413, "PAYLOAD_TOO_LARGE")
                 body = environ["wsgi.input"].read(length) if length else b""
-                status, answer = self.verification(headers, method, path, query, body)
-            elif m := _PAY_PATH.fullmatch(path):
+                verify = self.verification_one if one else self.verification
+                status, answer = verify(headers, method, path, query, body)
+            elif m := _PAY_PATH.fullmatch(route):
                 idem = environ.get("HTTP_IDEMPOTENCY_KEY")
-                status, answer = self.pay(headers, path, query, m.group(1), idem)
+                status, answer = (self.pay_one if one else self.pay)(headers, path, query, m.group(1), idem)
             else:
                 return _send(start_response, 404, b'{"code":"NOT_FOUND"}')
         except Refused as refusal:
             return _send(start_response, refusal.status, problem(refusal))
-        return _send(start_response, status, json.dumps(answer).encode())
+        data = answer.data if isinstance(answer, _Raw) else json.dumps(answer).encode()
+        return _send(start_response, status, data)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An answer already encoded (the one-statement pay's, built by PostgreSQL)."""
+
+    data: bytes
+
+
+def _scan_answer(ec: str | None, business_type: str, sub: str) -> dict[str, Any]:
+    """The service's answer to an accepted scan, of its size (the person as a real read would give)."""
+    return {
+        "ec_token": ec,
+        "expires_in": 1800,
+        "business_type": business_type,
+        "person": {
+            "psn_no": f"psn_{sub}{sub}",
+            "name_masked": "赵*",
+            "id_number_masked": "5329**********0012",
+            "insurance_type": "employee",
+            "insured_region": "532900",
+            "has_personal_account": True,
+        },
+        "warnings": [],
+    }
 
 
 _HEADER_KEYS = ("HTTP_X_YB_KEY", "HTTP_X_YB_TIMESTAMP", "HTTP_X_YB_NONCE", "HTTP_X_YB_SIGNATURE")

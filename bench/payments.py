@@ -64,9 +64,11 @@ DRUG = "XA01"
 
 
 def pay_requests(index: int, args: dict) -> Iterator[Request]:
-    """Each client pays its own slice of the prepared orders, each with a fresh Idempotency-Key."""
+    """Each client pays its own slice of the prepared orders, each with a fresh Idempotency-Key
+    (args["prefix"]: before the path, e.g. /one for bench/floor_app.py's variant)."""
+    prefix = args.get("prefix", "")
     for order_id in args["orders"][index :: args["clients"]]:
-        path = f"/api/v1/payment-orders/{order_id}/pay"
+        path = f"{prefix}/api/v1/payment-orders/{order_id}/pay"
         headers = signed_headers(args["key_id"], args["secret"], "POST", path, b"")
         headers["Idempotency-Key"] = secrets.token_hex(12)
         yield "POST", path, headers, b""

@@ -137,7 +137,7 @@ def call(app: FloorApp, method: str, path: str, body: bytes = b"", headers: dict
     return answer[0], json.loads(data)
 
 
-def scan(app: FloorApp, code: str, prefix: str = "", nonce: str | None = None) -> tuple:
+def scan(app: FloorApp, code: str | None, prefix: str = "", nonce: str | None = None) -> tuple:
     path = prefix + VERIFY
     body = json.dumps(
         {
@@ -173,7 +173,6 @@ def test_a_code_is_accepted_once_by_both_views_and_every_attempt_is_audited(lean
     )  # a replay
     cur = app._cursor()
     rows = cur.execute("SELECT result, code FROM floor_voucher_usage ORDER BY id").fetchall()
-    app._cursor().connection.rollback()
     assert [r[0] for r in rows].count("accepted") == 2
     assert ("refused", "VOUCHER_ALREADY_USED") in rows
 
@@ -193,7 +192,54 @@ def test_a_pay_commits_order_balance_idempotency_and_balanced_legs(lean: tuple) 
     legs = cur.execute("SELECT account_id, amount_fen FROM floor_ledger_entries").fetchall()
     (balance,) = cur.execute("SELECT balance_fen FROM floor_accounts WHERE id = 2").fetchone()
     (stored,) = cur.execute("SELECT response FROM floor_idempotency WHERE key = 'k-1'").fetchone()
-    app._cursor().connection.rollback()
     assert len(legs) == 3 and sum(a for _, a in legs) == 0
     assert balance == 10**12 - 2590  # order 1's payer: 1 + 1 % 2
     assert json.loads(stored) == answer
+
+
+def test_the_one_statement_variant_accepts_a_code_once_and_audits_every_attempt(lean: tuple) -> None:
+    app, _ = lean
+    (code,) = floor.make_codes(PRIVATE, ["x4yBMz5L"], 1)
+    assert scan(app, code, "/one")[0] == 200
+    assert scan(app, code, "/one", nonce="n-2")[1]["code"] == "VOUCHER_ALREADY_USED"
+    assert scan(app, code, "/one", nonce="n-2")[0] == 401  # the nonce, in PostgreSQL
+    assert scan(app, "YB1:abc", "/one")[1]["code"] == "VOUCHER_MALFORMED"
+    cur = app._cursor()
+    rows = cur.execute(
+        "SELECT result, code, ec_token IS NOT NULL FROM floor_voucher_usage ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("accepted", None, True),
+        ("refused", "VOUCHER_ALREADY_USED", False),
+        ("refused", "VOUCHER_MALFORMED", False),
+    ]
+
+
+def test_the_one_statement_pay_commits_the_same_rows(lean: tuple) -> None:
+    app, orders = lean
+    path = f"/one/api/v1/payment-orders/{orders[1]}/pay"
+
+    def pay(key: str, nonce: str | None = None) -> tuple:
+        from yibao_client import signing
+
+        h = signing.sign(SECRET, "POST", path, b"", key_id=KEY_ID, nonce=nonce)
+        return call(app, "POST", path, b"", {**h, "Idempotency-Key": key})
+
+    status, answer = pay("k-1", nonce="n-3")
+    assert status == 200 and answer["status"] == "paid" and answer["total_fen"] == 3190
+    assert pay("k-2", nonce="n-3")[0] == 401
+    assert pay("k-2")[1]["code"] == "ORDER_STATE_CONFLICT"
+    cur = app._cursor()
+    legs = cur.execute("SELECT account_id, amount_fen FROM floor_ledger_entries").fetchall()
+    (balance,) = cur.execute("SELECT balance_fen FROM floor_accounts WHERE id = 1").fetchone()
+    (stored,) = cur.execute("SELECT response FROM floor_idempotency WHERE key = 'k-1'").fetchone()
+    assert sorted(a for _, a in legs) == [-2590, -600, 3190]
+    assert balance == 10**12 - 2590  # order 2's payer: 1 + 2 % 2
+    assert json.loads(stored) == answer
+    cur.execute("UPDATE floor_accounts SET balance_fen = 0 WHERE id = 2")
+    path = f"/one/api/v1/payment-orders/{orders[2]}/pay"
+    assert pay("k-3")[1]["code"] == "INSUFFICIENT_BALANCE"  # the CHECK aborts the whole statement
+    (status,) = cur.execute(
+        "SELECT status FROM floor_orders WHERE pay_order_id = %s", (orders[2],)
+    ).fetchone()
+    assert status == "created"
