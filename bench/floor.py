@@ -24,12 +24,12 @@ Each line gives req/s, p50, p99, the ratio to this server's bare and the CPU the
 request by process: what any Python service on this machine needs at least for that work.
 
 Environment knobs:
-  BENCH_FLOOR_DURATION  seconds of the pay load and of the bare loads before + after (default 10)
-  BENCH_FLOOR_CODES     codes per verification run (default 12000; raw and Flask each)
-  BENCH_FLOOR_ORDERS    orders prepared for the two pay loads (default 40000; more than they can pay)
+  BENCH_FLOOR_DURATION  seconds of the bare loads before + after, of the two pay loads together (default 10)
+  BENCH_FLOOR_CODES     codes per verification run (default 6000; raw, Flask and one-statement each)
+  BENCH_FLOOR_ORDERS    orders prepared for the two pay loads (default 30000; more than they can pay)
   BENCH_FLOOR_CLIENTS   concurrent client processes (default 8)
   BENCH_FLOOR_WORKERS   gunicorn workers (default 4, `make run`'s)
-  BENCH_FLOOR_PARTS     calls of each part timed in-process after the loads (default 500)
+  BENCH_FLOOR_PARTS     calls of each part timed in-process after the loads (default 300)
   BENCH_FLOOR_SERVICE   0 to skip the service's own bare GET /healthz (yibao under the same command, on
                         PostgreSQL + Redis, after the floor: the targets' denominator, in the same sitting)
 """
@@ -61,11 +61,11 @@ from bench.harness import (
 )
 
 DURATION = float(os.environ.get("BENCH_FLOOR_DURATION", 10))
-CODES = int(os.environ.get("BENCH_FLOOR_CODES", 12000))
-ORDERS = int(os.environ.get("BENCH_FLOOR_ORDERS", 40000))
+CODES = int(os.environ.get("BENCH_FLOOR_CODES", 6000))
+ORDERS = int(os.environ.get("BENCH_FLOOR_ORDERS", 30000))
 CLIENTS = int(os.environ.get("BENCH_FLOOR_CLIENTS", 8))
 WORKERS = int(os.environ.get("BENCH_FLOOR_WORKERS", 4))
-PARTS = int(os.environ.get("BENCH_FLOOR_PARTS", 500))
+PARTS = int(os.environ.get("BENCH_FLOOR_PARTS", 300))
 SERVICE_BARE = os.environ.get("BENCH_FLOOR_SERVICE", "1") != "0"
 WARM = 400
 USERS = 8  # subjects of the codes, as bench.voucher's
@@ -204,7 +204,7 @@ def cpu_total(stats: Stats) -> float:
 
 
 def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str]) -> dict[str, Stats]:
-    """Warm-up, then bare before, Flask bare, the two verifications, pay, Flask bare, bare after."""
+    """Warm-up; bare before, Flask bare, the three verifications, the two pays, Flask bare, bare after."""
     subs = [secrets.token_urlsafe(6) for _ in range(USERS)]
     creds = {"key_id": inst["key_id"], "secret": inst["secret"]}
 
@@ -240,8 +240,8 @@ def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str])
     out["verification_one"] = verify("/one", CODES)
     rest = orders[WARM:]
     half = len(rest) // 2
-    out["pay"] = pay(rest[:half], DURATION)
-    out["pay_one"] = pay(rest[half:], DURATION, "/one")
+    out["pay"] = pay(rest[:half], DURATION / 2)  # as bench.payments' loads: half a duration each
+    out["pay_one"] = pay(rest[half:], DURATION / 2, "/one")
     flask_2 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     base_2 = bare("bench.harness:bare_requests", DURATION / 2)
     out["bare"], out["flask_bare"] = pooled(base_1, base_2), pooled(flask_1, flask_2)
@@ -385,7 +385,7 @@ def main() -> dict[str, Any]:
         results["parts"] = parts(srv.config, inst, private, orders[-PARTS - 1 :], PARTS)
         if SERVICE_BARE:  # the denominator of issue 12's targets, in the same sitting
             with Server(postgres=True, workers=WORKERS) as real:
-                load(real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 4)  # warm
+                load(real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 5)  # warm
                 runs["service_bare"] = load(
                     real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 2
                 )
