@@ -16,12 +16,14 @@ institution signs it, same bodies and paths) load:
 - the same two under /one/: a design variant (no Redis; nonce, single use and audit row, or the whole
   pay, in one autocommitted PostgreSQL statement): what fewer round trips would buy.
 
-Then, in this process (one thread, no HTTP), the CPU of each part of the two requests (HMAC, JSON,
-Ed25519, the Redis script, the PostgreSQL transaction), and, when BENCH_FLOOR_SERVICE is not 0, the
-service's own bare GET /healthz under the same command (the targets' denominator, same sitting).
+Unless BENCH_FLOOR_SERVICE=0, the service itself (harness.Server, PostgreSQL + Redis) runs beside it
+and its bare GET /healthz, the targets' denominator, is loaded before and after the floor's loads
+(pooled); an idle server's CPU counts as `other`. Then, in this process (one thread, no HTTP), the CPU
+of each part of the two requests (HMAC, JSON, Ed25519, the Redis script, the PostgreSQL transaction).
 
 Each line gives req/s, p50, p99, the ratio to this server's bare and the CPU the machine spent per
-request by process: what any Python service on this machine needs at least for that work.
+request by process: what any Python service on this machine needs at least for that work; then the
+same requests/s over the minimal Flask bare and over the service's bare.
 
 Environment knobs:
   BENCH_FLOOR_DURATION  seconds of the bare loads before + after, of the two pay loads together (default 10)
@@ -30,12 +32,12 @@ Environment knobs:
   BENCH_FLOOR_CLIENTS   concurrent client processes (default 8)
   BENCH_FLOOR_WORKERS   gunicorn workers (default 4, `make run`'s)
   BENCH_FLOOR_PARTS     calls of each part timed in-process after the loads (default 300)
-  BENCH_FLOOR_SERVICE   0 to skip the service's own bare GET /healthz (yibao under the same command, on
-                        PostgreSQL + Redis, after the floor: the targets' denominator, in the same sitting)
+  BENCH_FLOOR_SERVICE   0 to leave out the service and its bare GET /healthz
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -203,8 +205,11 @@ def cpu_total(stats: Stats) -> float:
     return sum(v for k, v in stats.cpu_ms_per_request().items() if k != "other")
 
 
-def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str]) -> dict[str, Stats]:
-    """Warm-up; bare before, Flask bare, the three verifications, the two pays, Flask bare, bare after."""
+def run(
+    srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str], service_url: str | None = None
+) -> dict[str, Stats]:
+    """Warm-up; the service's bare and this server's bare before, Flask bare, the three verifications,
+    the two pays, Flask bare, this server's bare and the service's after (each pair pooled)."""
     subs = [secrets.token_urlsafe(6) for _ in range(USERS)]
     creds = {"key_id": inst["key_id"], "secret": inst["secret"]}
 
@@ -227,12 +232,19 @@ def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str])
     def bare(factory: str, duration: float) -> Stats:
         return load(srv.url, factory, clients=CLIENTS, duration=duration)
 
+    def service_bare(duration: float) -> Stats | None:
+        if service_url is None:
+            return None
+        return load(service_url, "bench.harness:bare_requests", clients=CLIENTS, duration=duration)
+
     # Warm-up (not reported): every worker thread's connections and prepared statements, code paths.
     for prefix in ("", "/flask", "/one"):
-        verify(prefix, WARM)
+        verify(prefix, WARM // 2)
     pay(orders[: WARM // 2], 3600)
     pay(orders[WARM // 2 : WARM], 3600, "/one")
+    service_bare(DURATION / 5)
     out: dict[str, Stats] = {}
+    service_1 = service_bare(DURATION / 4)
     base_1 = bare("bench.harness:bare_requests", DURATION / 2)
     flask_1 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     out["verification"] = verify("", CODES)
@@ -244,7 +256,10 @@ def run(srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str])
     out["pay_one"] = pay(rest[half:], DURATION / 2, "/one")
     flask_2 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     base_2 = bare("bench.harness:bare_requests", DURATION / 2)
+    service_2 = service_bare(DURATION / 4)
     out["bare"], out["flask_bare"] = pooled(base_1, base_2), pooled(flask_1, flask_2)
+    if service_1 and service_2:
+        out["service_bare"] = pooled(service_1, service_2)
     if max(out["pay"].requests, out["pay_one"].requests) >= half - CLIENTS:
         print(f"floor: the pay load ran out of orders: raise BENCH_FLOOR_ORDERS (now {ORDERS})", flush=True)
     if any(s.ok < s.requests for s in out.values()):
@@ -374,21 +389,29 @@ def main() -> dict[str, Any]:
     public_hex = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     inst = institution()
     results: dict[str, Any] = {}
-    with pg_lock():
-        dsn = reset_pg_database()
-        redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+    with pg_lock(), contextlib.ExitStack() as stack:
         t0 = time.time()
+        # The service first (the targets' denominator, loaded in the same sitting): its start resets
+        # the benchmark database and Redis db; the floor's scratch tables go into the same database.
+        real = stack.enter_context(Server(postgres=True, workers=WORKERS)) if SERVICE_BARE else None
+        if real is not None and real.database_url is not None:
+            dsn = real.database_url
+        else:
+            dsn = reset_pg_database()
+            redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+        t1 = time.time()
         orders = prepare(dsn, inst, orders=ORDERS + WARM + PARTS + 1)
         with FloorServer(app_config(dsn, BENCH_REDIS_URL, inst, public_hex)) as srv:
-            print(f"\n[floor] prepared {len(orders)} orders in {time.time() - t0:.1f} s", flush=True)
-            runs = run(srv, inst, private, orders[: -PARTS - 1])
+            t2 = time.time()
+            print(f"\n[floor] prepared {len(orders)} orders in {t2 - t1:.1f} s", flush=True)
+            runs = run(srv, inst, private, orders[: -PARTS - 1], real.url if real else None)
+            t3 = time.time()
         results["parts"] = parts(srv.config, inst, private, orders[-PARTS - 1 :], PARTS)
-        if SERVICE_BARE:  # the denominator of issue 12's targets, in the same sitting
-            with Server(postgres=True, workers=WORKERS) as real:
-                load(real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 5)  # warm
-                runs["service_bare"] = load(
-                    real.url, "bench.harness:bare_requests", clients=CLIENTS, duration=DURATION / 2
-                )
+        print(
+            f"[floor] seconds: the service's start {t1 - t0:.0f}, preparing and the floor's start "
+            f"{t2 - t1:.0f}, loads {t3 - t2:.0f}, parts {time.time() - t3:.0f}",
+            flush=True,
+        )
     base, flask_base = runs["bare"], runs["flask_bare"]
     print(
         f"\n== lean floor (bench/floor_app.py; postgresql+redis): {WORKERS} gunicorn workers, "
