@@ -57,6 +57,7 @@ from bench.harness import (
     pooled,
     report,
     reset_pg_database,
+    server_env,
     start_group,
     stop_group,
     wait_ready,
@@ -168,18 +169,7 @@ class FloorServer:
         return [*cmd[:-1], "bench.floor_app:app"]
 
     def __enter__(self) -> FloorServer:
-        from bench.harness import ROOT
-
-        env = {
-            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL"}
-        }
-        env.update(
-            PORT=str(self.port),
-            WEB_CONCURRENCY=str(self.workers),
-            LOG_LEVEL="WARNING",
-            PYTHONPATH=str(ROOT),
-            FLOOR_CONFIG=json.dumps(self.config),
-        )
+        env = server_env(self.port, self.workers, FLOOR_CONFIG=json.dumps(self.config))
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = start_group(self.command(env), env, self.log)
         wait_ready(self.proc, self.url, "/healthz", self.dir / "server.log")

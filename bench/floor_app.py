@@ -220,7 +220,9 @@ def checked_signature(
     now: float | None = None,
 ) -> tuple[Institution, str]:
     """(institution, nonce key) of a correctly signed request; `headers` are the values of X-Yb-Key,
-    -Timestamp, -Nonce and -Signature. Shapes, window, key, HMAC in constant time, as the service."""
+    -Timestamp, -Nonce and -Signature. Shapes, window, key, HMAC in constant time: the service's
+    yibao.auth.institutions.signed_request and SignedRequest.signed_with, restated without their
+    imports (the shape check is the same lines)."""
     key_id, timestamp, nonce, signature = headers
     if not (
         isinstance(key_id, str)

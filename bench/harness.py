@@ -81,16 +81,8 @@ class Server:
         return "postgresql+redis" if self.postgres else "sqlite+embedded-valkey"
 
     def __enter__(self) -> Server:
-        env = {
-            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL"}
-        }
-        env.update(
-            PORT=str(self.port),
-            YIBAO_INSTANCE_DIR=str(self.instance),
-            ADMIN_TOKEN=self.admin_token,
-            WEB_CONCURRENCY=str(self.workers),
-            LOG_LEVEL="WARNING",
-            PYTHONPATH=str(ROOT),
+        env = server_env(
+            self.port, self.workers, YIBAO_INSTANCE_DIR=str(self.instance), ADMIN_TOKEN=self.admin_token
         )
         if self.postgres:
             import redis
@@ -143,6 +135,15 @@ class Server:
 # The process group of every benchmark server now running, by URL: load() counts exactly that group's
 # CPU as `service` (another gunicorn on the machine, e.g. an agent's test server, is `other`).
 _SERVER_GROUPS: dict[str, int] = {}
+
+
+def server_env(port: int, workers: int, **extra: str) -> dict[str, str]:
+    """A benchmark server's environment: this one's without the database and Redis settings, the port,
+    WEB_CONCURRENCY workers, quiet logs, the checkout on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URL"}}
+    env.update(PORT=str(port), WEB_CONCURRENCY=str(workers), LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
 
 
 def start_group(cmd: list[str], env: dict[str, str], log: Any) -> subprocess.Popen:
