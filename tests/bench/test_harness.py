@@ -1,0 +1,85 @@
+"""bench.harness.load: the clients' requests, their statuses, and what counts as the load's own CPU."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bench.harness import Request, load, prebuilt
+
+BUILD_CPU_S = 0.3  # what building one client's requests costs (burnt on purpose)
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@prebuilt
+def signed_like_requests(index: int, args: dict) -> Iterator[Request]:
+    """Five requests per client whose building is expensive, as signing is."""
+    for n in range(args["per_client"]):
+        if n == 0:
+            _burn(BUILD_CPU_S)
+        yield "GET", f"/ok/{index}/{n}", {}, b""
+
+
+def lazy_requests(index: int, args: dict) -> Iterator[Request]:
+    """The same, not prebuilt: the building happens inside the timed window."""
+    for n in range(args["per_client"]):
+        if n == 0:
+            _burn(BUILD_CPU_S)
+        yield "GET", f"/ok/{index}/{n}", {}, b""
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"{}"
+        self.send_response(200 if self.path.startswith("/ok/") else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_prebuilt_factory_is_built_before_the_timed_window(url: str) -> None:
+    """Every request is sent and answered; the clients' CPU (what the bench reports as `clients`)
+    leaves out the building, which the lazy factory pays inside the window."""
+    args = {"per_client": 5}
+    stats = load(url, "tests.bench.test_harness:signed_like_requests", clients=2, duration=10, args=args)
+    assert stats.requests == 10 and stats.statuses == {200: 10}
+    assert stats.cpu_s["clients"] < BUILD_CPU_S  # two clients built theirs: 0.6 s left out
+    lazy = load(url, "tests.bench.test_harness:lazy_requests", clients=2, duration=10, args=args)
+    assert lazy.requests == 10 and lazy.cpu_s["clients"] >= 2 * BUILD_CPU_S * 0.9
+
+
+def test_max_requests_per_client_caps_a_prebuilt_factory(url: str) -> None:
+    args = {"per_client": 5}
+    stats = load(
+        url,
+        "tests.bench.test_harness:signed_like_requests",
+        clients=2,
+        duration=10,
+        args=args,
+        max_requests_per_client=3,
+    )
+    assert stats.requests == 6 and stats.statuses == {200: 6}
