@@ -312,6 +312,13 @@ def _resolve(path: str) -> Callable[..., Iterator[Request]]:
     return getattr(importlib.import_module(module), attr)
 
 
+def prebuilt(factory: Callable[..., Iterator[Request]]) -> Callable[..., Iterator[Request]]:
+    """Mark a finite request factory whose requests a client builds before the timed window (signed
+    requests: the signing is the load generator's work, not the service's, and a bare GET has none)."""
+    factory.prebuilt = True  # type: ignore[attr-defined]
+    return factory
+
+
 def _client(
     url: str,
     factory: str,
@@ -320,15 +327,23 @@ def _client(
     duration: float,
     max_requests: int | None,
     ok_statuses: tuple[int, ...],
-    start_at: float,
+    start: Any,
+    ready: Any,
     out: Any,
 ) -> None:
     host, port = url.removeprefix("http://").split(":")
-    gen = _resolve(factory)(index, args)
+    make = _resolve(factory)
+    gen = make(index, args)
+    if getattr(make, "prebuilt", False):
+        gen = iter(list(gen)[:max_requests])
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     lat: list[float] = []
     statuses: Counter = Counter()
     sent = 0
+    ready.put(os.getpid())
+    while not start.value:
+        time.sleep(0.001)
+    start_at = start.value
     while time.time() < start_at:
         time.sleep(0.001)
     cpu0 = time.process_time()
@@ -372,23 +387,39 @@ def load(
 ) -> Stats:
     """Drive `factory(index, args)` -> iterator of (method, path, headers, body) from `clients` processes.
 
+    The timed window starts once every client is ready (a @prebuilt factory's requests built).
     `pgid`: the server's process group, whose CPU is the `service` group; by default the group of the
     benchmark server at `url` (Server, or any server started with start_group and wait_ready)."""
     if pgid is None:
         pgid = server_group(url)
     ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    start_at = time.time() + 1.0
+    out, ready = ctx.Queue(), ctx.Queue()
+    start = ctx.Value("d", 0.0)
     procs = [
         ctx.Process(
             target=_client,
-            args=(url, factory, i, args or {}, duration, max_requests_per_client, ok_statuses, start_at, out),
+            args=(
+                url,
+                factory,
+                i,
+                args or {},
+                duration,
+                max_requests_per_client,
+                ok_statuses,
+                start,
+                ready,
+                out,
+            ),
         )
         for i in range(clients)
     ]
     for p in procs:
         p.start()
     clients_pids = {p.pid for p in procs if p.pid is not None}
+    for _ in procs:
+        ready.get(timeout=300)
+    start_at = time.time() + 0.3
+    start.value = start_at
     while time.time() < start_at - 0.05:
         time.sleep(0.01)
     before = cpu_snapshot(exclude=clients_pids, pgid=pgid)

@@ -39,6 +39,7 @@ from bench.harness import (
     load,
     pg_lock,
     pooled,
+    prebuilt,
     print_header,
     report,
     signed_headers,
@@ -63,6 +64,7 @@ P99_TARGET = 5.0  # issue 12: pay p99 < 5x bare p99
 DRUG = "XA01"
 
 
+@prebuilt
 def pay_requests(index: int, args: dict) -> Iterator[Request]:
     """Each client pays its own slice of the prepared orders, each with a fresh Idempotency-Key
     (args["prefix"]: before the path, e.g. /one for bench/floor_app.py's variant)."""

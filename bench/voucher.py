@@ -34,6 +34,7 @@ from bench.harness import (
     load,
     pg_lock,
     pooled,
+    prebuilt,
     print_header,
     report,
     signed_headers,
@@ -238,6 +239,7 @@ def issue_requests(index: int, args: dict) -> Iterator[Request]:
         yield "POST", "/api/v1/vouchers", headers, b""
 
 
+@prebuilt
 def verify_requests(index: int, args: dict) -> Iterator[Request]:
     """Each client verifies its own slice of the codes (args["prefix"]: before the path, e.g. /flask)."""
     inst = args["inst"]

@@ -96,10 +96,24 @@ def near_month_boundary(now: datetime) -> bool:
 
 _KEYS = IdempotencyKey.__table__
 # Prebuilt (hot path: every institution POST): no statement construction per request.
+_CLAIM_COLUMNS = (
+    "institution_id",
+    "key",
+    "request_hash",
+    "state",
+    "claim_token",
+    "locked_until",
+    "created_at",
+    "expires_at",
+    "period_start",
+)
 _INSERT_CLAIM = {
-    name: dialect.insert(_KEYS)
-    .on_conflict_do_nothing(index_elements=["institution_id", "key", "period_start"])
-    .returning(_KEYS.c.id)
+    name: Prepared(
+        dialect.insert(_KEYS)
+        .on_conflict_do_nothing(index_elements=["institution_id", "key", "period_start"])
+        .returning(_KEYS.c.id),
+        _CLAIM_COLUMNS,
+    )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _COMPLETE = Prepared(
@@ -117,7 +131,8 @@ _COMPLETE = Prepared(
 
 def _insert_claim(uow: UnitOfWork, values: dict) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new claim's id, or None if the key exists."""
-    return uow.core().execute(_INSERT_CLAIM[uow.dialect], values).scalar()
+    row = _INSERT_CLAIM[uow.dialect].first(uow, values)
+    return None if row is None else row.id
 
 
 def try_claim(

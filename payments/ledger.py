@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from yibao.db import UnitOfWork, utcnow
 from yibao.errors import AppError
-from yibao.prepared import Prepared
+from yibao.prepared import Prepared, PreparedRows
 
 from .models import Account, Entry, LedgerTransaction
 
@@ -73,8 +73,15 @@ _LOCK_OF_PERSONS = (
     .order_by(_ACCOUNTS.c.id)
     .with_for_update()
 )
-# The payment hot path's statements on the driver's cursor (yibao/prepared.py); the entries stay a
-# Core executemany (SQLAlchemy batches the legs into one INSERT ... VALUES).
+# The payment hot path's statements on the driver's cursor (yibao/prepared.py): the usual payer
+# without mutual-aid holders locks one account (an IN list cannot be prebuilt), and the legs are one
+# multi-row INSERT.
+_LOCK_OF_PERSON = Prepared(
+    select(_ACCOUNTS.c.person_id, _ACCOUNTS.c.id, _ACCOUNTS.c.balance_fen)
+    .where(_ACCOUNTS.c.person_id == bindparam("person_id", type_=_ACCOUNTS.c.person_id.type))
+    .with_for_update(),
+    ("person_id",),
+)
 _MOVE_BALANCE = Prepared(
     _ACCOUNTS.update()
     .where(_ACCOUNTS.c.id == bindparam("acct"), _ACCOUNTS.c.balance_fen + bindparam("fen") >= 0)
@@ -85,7 +92,11 @@ _INSERT_TXN = Prepared(
     _TXNS.insert().returning(_TXNS.c.id),
     ("kind", "natural_key", "order_id", "refund_id", "memo", "sealed", "created_at"),
 )
-_INSERT_ENTRIES = Entry.__table__.insert()
+_INSERT_ENTRIES = PreparedRows(
+    lambda values: Entry.__table__.insert().values(values),
+    Entry.__table__,
+    ("transaction_id", "account_id", "amount_fen", "created_at"),
+)
 _SEAL = Prepared(_TXNS.update().where(_TXNS.c.id == bindparam("txn")).values(sealed=True), ("txn",))
 
 
@@ -96,7 +107,11 @@ def lock_accounts_of(uow: UnitOfWork, person_ids: Sequence[int]) -> dict[int, tu
     """
     if not person_ids:
         return {}
-    rows = uow.core().execute(_LOCK_OF_PERSONS, {"person_ids": sorted(set(person_ids))})
+    distinct = sorted(set(person_ids))
+    if len(distinct) == 1:
+        rows = _LOCK_OF_PERSON.execute(uow, {"person_id": distinct[0]})
+    else:
+        rows = uow.core().execute(_LOCK_OF_PERSONS, {"person_ids": distinct})
     return {row.person_id: (row.id, row.balance_fen) for row in rows}
 
 
@@ -167,8 +182,8 @@ def post(
         },
     )[0]
     if legs:
-        uow.core().execute(
-            _INSERT_ENTRIES,
+        _INSERT_ENTRIES.run(
+            uow,
             [
                 {"transaction_id": txn_id, "account_id": a, "amount_fen": f, "created_at": created_at}
                 for a, f in legs

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, text
+from sqlalchemy import BigInteger, Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from family_accounts import acting as family
 from supervision import checks as supervision
 from yibao.db import UnitOfWork
-from yibao.prepared import Prepared
+from yibao.prepared import Prepared, PreparedRows
 from yibao.registry import services as registry
 
 from . import ledger
@@ -54,12 +54,30 @@ def _order_for_pay_stmt() -> Any:
 
 _ORDER_FOR_PAY = Prepared(_order_for_pay_stmt(), ("pay_order_id",))
 _ORDERS = PaymentOrder.__table__
-_MARK_PAID = _ORDERS.update().where(_ORDERS.c.id == bindparam("order_pk"))
+# What pay sets on the order (updated_at included: its onupdate is not applied on the cursor).
+MARK_PAID_COLUMNS = (
+    "status",
+    "account_pay_fen",
+    "mutual_aid_pay_fen",
+    "cash_pay_fen",
+    "paid_at",
+    "updated_at",
+)
+_MARK_PAID = Prepared(
+    _ORDERS.update().where(_ORDERS.c.id == bindparam("order_pk")), ("order_pk", *MARK_PAID_COLUMNS)
+)
 _SETTLEMENTS = TraceCodeSettlement.__table__
 _SETTLE_CODES = {
-    name: insert(_SETTLEMENTS)
-    .on_conflict_do_nothing(index_elements=["code"], index_where=_SETTLEMENTS.c.released_at.is_(None))
-    .returning(_SETTLEMENTS.c.id)
+    name: PreparedRows(
+        lambda values, insert=insert: (
+            insert(_SETTLEMENTS)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["code"], index_where=_SETTLEMENTS.c.released_at.is_(None))
+            .returning(_SETTLEMENTS.c.id)
+        ),
+        _SETTLEMENTS,
+        ("code", "order_id", "settled_at"),
+    )
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 
@@ -76,21 +94,26 @@ def order_for_pay_rows(uow: UnitOfWork, pay_order_id: str) -> Sequence[Row]:
 
 
 def mark_paid(uow: UnitOfWork, order_pk: int, values: dict[str, Any]) -> None:
-    """One UPDATE of the order row (instead of an ORM flush)."""
-    uow.core().execute(_MARK_PAID, {"order_pk": order_pk, **values})
+    """One UPDATE of the order row (instead of an ORM flush): exactly the MARK_PAID_COLUMNS."""
+    if values.keys() != set(MARK_PAID_COLUMNS):
+        raise ValueError(f"mark_paid sets exactly {MARK_PAID_COLUMNS}, not {sorted(values)}")
+    _MARK_PAID.run(uow, {"order_pk": order_pk, **values})
 
 
 def insert_settlements(uow: UnitOfWork, keys: Sequence[str], order_id: int, now: datetime) -> int:
     """INSERT ... ON CONFLICT DO NOTHING of one active settlement per code: how many were inserted.
 
-    One statement for all codes (insertmanyvalues batches the rows into one INSERT ... VALUES). A
-    concurrent settlement of the same code waits on the partial unique index, then is skipped here.
+    One multi-row INSERT for all codes (16 codes a statement). A concurrent settlement of the same
+    code waits on the partial unique index, then is skipped here.
     """
     rows = [{"code": k, "order_id": order_id, "settled_at": now} for k in keys]
-    return len(uow.core().execute(_SETTLE_CODES[uow.dialect], rows).all())
+    return len(_SETTLE_CODES[uow.dialect].execute(uow, rows))
 
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:lock_id)")
+_ADVISORY_LOCK = Prepared(
+    text("SELECT pg_advisory_xact_lock(:lock_id)").bindparams(bindparam("lock_id", type_=BigInteger)),
+    ("lock_id",),
+)
 
 
 def lock_idempotency_key(uow: UnitOfWork, institution_id: int, key: str) -> None:
@@ -102,4 +125,4 @@ def lock_idempotency_key(uow: UnitOfWork, institution_id: int, key: str) -> None
     if uow.dialect != "postgresql":
         return
     digest = hashlib.sha256(f"{institution_id}:{key}".encode()).digest()
-    uow.core().execute(_ADVISORY_LOCK, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})
+    _ADVISORY_LOCK.run(uow, {"lock_id": int.from_bytes(digest[:8], "big", signed=True)})

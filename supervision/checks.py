@@ -187,7 +187,7 @@ def record_sale(
         # then always taken in one order, so two transactions of one person never deadlock on them
         for code, quantity in sorted(units.items())
     ]
-    uow.session.execute(q.insert_sales(uow.dialect), rows)
+    q.insert_sales(uow, rows)
 
 
 def record_refund(uow: UnitOfWork, *, order_ref: str, lines_released: Iterable[Line] | None = None) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from yibao.db import UnitOfWork, UTCDateTime
-from yibao.prepared import Prepared
+from yibao.prepared import Prepared, PreparedRows
 
 from .models import ORDER_KINDS, SCAN_KINDS, Alert, PersonLock, Rule, RulesState, Sale, SaleDay, Scan
 
@@ -264,14 +264,26 @@ def lock_person(dialect: str) -> Any:
     return _cache[key]
 
 
-def insert_sales(dialect: str) -> Any:
-    """Sales of one order: a retried pay records them once (unique order_ref, code)."""
-    key = ("sales", dialect)
-    if key not in _cache:
-        _cache[key] = _insert(dialect, Sale.__table__).on_conflict_do_nothing(
-            index_elements=["order_ref", "code"]
-        )
-    return _cache[key]
+_SALE_COLUMNS = ("person_id", "code", "institution_id", "order_ref", "quantity", "released", "sold_at")
+# Sales of one order (the pay hot path, on the driver's cursor): a retried pay records them once
+# (unique order_ref, code).
+_INSERT_SALES = {
+    name: PreparedRows(
+        lambda values, name=name: (
+            _insert(name, Sale.__table__)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["order_ref", "code"])
+        ),
+        Sale.__table__,
+        _SALE_COLUMNS,
+    )
+    for name in ("postgresql", "sqlite")
+}
+
+
+def insert_sales(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert the sales rows (each with every column of _SALE_COLUMNS); how many were new."""
+    return _INSERT_SALES[uow.dialect].run(uow, rows)
 
 
 def insert_alerts(dialect: str) -> Any:

@@ -33,10 +33,11 @@ needs SQLAlchemy's context sees these statements only through the driver.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -164,3 +165,56 @@ def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], i
     if not any(results):
         return [row(*r) for r in rows], count
     return [row(*(v if p is None else p(v) for p, v in zip(results, r, strict=True))) for r in rows], count
+
+
+class PreparedRows:
+    """An INSERT of several rows as one multi-VALUES statement on the driver's cursor: a Prepared per
+    row count (compiled once per count and dialect), row i's values bound as `<column>_<i>`.
+
+        SALES = PreparedRows(lambda values: insert(Sale.__table__).values(values), Sale.__table__,
+                             ("person_id", "code", ...))
+        SALES.run(uow, rows)       # -> rows inserted;   SALES.execute(uow, rows) -> RETURNING rows
+
+    `build(values)` gets the rows of bind parameters (dicts by column) and returns the statement, so a
+    dialect's own INSERT (ON CONFLICT ...) or a RETURNING clause can be added; build one PreparedRows
+    per dialect for those. Each parameter takes its column's type. More rows than `max_rows` go in
+    several statements (so a large order never builds an unbounded statement).
+    """
+
+    def __init__(
+        self,
+        build: Callable[[list[dict[str, Any]]], Executable],
+        table: Any,
+        columns: Sequence[str],
+        *,
+        max_rows: int = 16,
+    ) -> None:
+        self.build = build
+        self.table = table
+        self.columns = tuple(columns)
+        self.max_rows = max_rows
+        self._by_count: dict[int, Prepared] = {}
+
+    def _prepared(self, n: int) -> Prepared:
+        prepared = self._by_count.get(n)
+        if prepared is None:
+            values = [
+                {c: bindparam(f"{c}_{i}", type_=self.table.c[c].type) for c in self.columns} for i in range(n)
+            ]
+            names = [f"{c}_{i}" for i in range(n) for c in self.columns]
+            prepared = self._by_count[n] = Prepared(self.build(values), names)
+        return prepared
+
+    def _chunks(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[Prepared, dict[str, Any]]]:
+        for start in range(0, len(rows), self.max_rows):
+            chunk = rows[start : start + self.max_rows]
+            values = {f"{c}_{i}": row[c] for i, row in enumerate(chunk) for c in self.columns}
+            yield self._prepared(len(chunk)), values
+
+    def execute(self, uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Insert the rows; the RETURNING rows of every statement, in order ([] without RETURNING)."""
+        return [r for prepared, values in self._chunks(rows) for r in prepared.execute(uow, values)]
+
+    def run(self, uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert the rows; how many the database inserted (fewer when ON CONFLICT skipped some)."""
+        return sum(prepared.run(uow, values) for prepared, values in self._chunks(rows))

@@ -1,71 +1,85 @@
-"""The benchmark harness's CPU accounting (bench/harness.py): with the benchmark server's process group
-given, `service` is exactly that group; another gunicorn on the machine is `other`."""
+"""bench.harness.load: the clients' requests, their statuses, and what counts as the load's own CPU."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench import harness
+from bench.harness import Request, load, prebuilt
 
-# a process whose command line names gunicorn, as another agent's test server's would
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", "gunicorn", "yibao.serve"]
+BUILD_CPU_S = 0.3  # what building one client's requests costs (burnt on purpose)
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@prebuilt
+def signed_like_requests(index: int, args: dict) -> Iterator[Request]:
+    """Five requests per client whose building is expensive, as signing is."""
+    for n in range(args["per_client"]):
+        if n == 0:
+            _burn(BUILD_CPU_S)
+        yield "GET", f"/ok/{index}/{n}", {}, b""
+
+
+def lazy_requests(index: int, args: dict) -> Iterator[Request]:
+    """The same, not prebuilt: the building happens inside the timed window."""
+    for n in range(args["per_client"]):
+        if n == 0:
+            _burn(BUILD_CPU_S)
+        yield "GET", f"/ok/{index}/{n}", {}, b""
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"{}"
+        self.send_response(200 if self.path.startswith("/ok/") else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
 
 
 @pytest.fixture
-def other_gunicorn() -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(SLEEPER, start_new_session=True)  # noqa: S603
-    yield proc
-    proc.kill()
-    proc.wait()
+def url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
-@pytest.fixture
-def our_server(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """A stand-in server: its own group, a child without gunicorn in its command line, registered."""
-    child = (
-        "import subprocess, sys, time; "
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+def test_a_prebuilt_factory_is_built_before_the_timed_window(url: str) -> None:
+    """Every request is sent and answered; the clients' CPU (what the bench reports as `clients`)
+    leaves out the building, which the lazy factory pays inside the window."""
+    args = {"per_client": 5}
+    stats = load(url, "tests.bench.test_harness:signed_like_requests", clients=2, duration=10, args=args)
+    assert stats.requests == 10 and stats.statuses == {200: 10}
+    assert stats.cpu_s["clients"] < BUILD_CPU_S  # two clients built theirs: 0.6 s left out
+    lazy = load(url, "tests.bench.test_harness:lazy_requests", clients=2, duration=10, args=args)
+    assert lazy.requests == 10 and lazy.cpu_s["clients"] >= 2 * BUILD_CPU_S * 0.9
+
+
+def test_max_requests_per_client_caps_a_prebuilt_factory(url: str) -> None:
+    args = {"per_client": 5}
+    stats = load(
+        url,
+        "tests.bench.test_harness:signed_like_requests",
+        clients=2,
+        duration=10,
+        args=args,
+        max_requests_per_client=3,
     )
-    with open(tmp_path / "log", "wb") as log:
-        proc = harness.start_group([sys.executable, "-c", child], {}, log)
-    harness._SERVER_GROUPS["http://127.0.0.1:1"] = proc.pid
-    yield proc
-    harness.stop_group(proc)
-
-
-def comm(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.index("(") + 1 : stat.rindex(")")]
-
-
-def test_without_a_group_any_gunicorn_is_the_service(other_gunicorn: subprocess.Popen) -> None:
-    assert harness._group(str(other_gunicorn.pid), comm(other_gunicorn.pid)) == "service"
-
-
-def test_with_the_servers_group_only_that_group_is_the_service(
-    other_gunicorn: subprocess.Popen, our_server: subprocess.Popen
-) -> None:
-    pgid = harness.server_group("http://127.0.0.1:1/")
-    assert pgid == our_server.pid
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        snap = harness.cpu_snapshot(pgid=pgid)
-        members = [pid for pid, (group, _) in snap.items() if group == "service"]
-        if len(members) >= 2:
-            break
-        time.sleep(0.05)
-    assert our_server.pid in members and len(members) == 2  # the leader and its child, nothing else
-    assert snap[other_gunicorn.pid][0] == "other"
-    assert harness.cpu_snapshot()[other_gunicorn.pid][0] == "service"  # the old rule, without a group
-
-
-def test_a_stopped_server_is_forgotten(our_server: subprocess.Popen) -> None:
-    harness.stop_group(our_server)
-    assert harness.server_group("http://127.0.0.1:1") is None
-    assert our_server.poll() is not None
+    assert stats.requests == 6 and stats.statuses == {200: 6}

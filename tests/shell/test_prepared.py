@@ -13,7 +13,7 @@ from tests.support import Yb
 from voucher import queries
 from voucher.models import UsageRecord, VoucherUse
 from yibao.db import db
-from yibao.prepared import Prepared
+from yibao.prepared import Prepared, PreparedRows
 from yibao.registry.models import Institution
 
 USAGE = UsageRecord.__table__
@@ -243,3 +243,82 @@ def test_core_refuses_an_inactive_session_as_the_session_does(app) -> None:  # t
             uow.core()
         uow.rollback()
         assert USAGE_BY_BIZ.execute(uow, {"biz": "x"}) == []
+
+
+# ---------------------------------------------------------------- PreparedRows: one INSERT of n rows
+
+USE_COLUMNS = ("sub", "jti", "expires_at", "used_at")
+
+
+def _uses_if_new(dialect: str, *, max_rows: int = 16) -> PreparedRows:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert_of = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
+    return PreparedRows(
+        lambda values: insert_of(USES).values(values).on_conflict_do_nothing().returning(USES.c.jti),
+        USES,
+        USE_COLUMNS,
+        max_rows=max_rows,
+    )
+
+
+def _use(i: int, sub: str = "rows") -> dict:  # type: ignore[type-arg]
+    at = datetime(2026, 12, 1, 8, 30, i % 60, tzinfo=timezone(timedelta(hours=8)))
+    return {"sub": sub, "jti": f"j{i:03d}", "expires_at": at + timedelta(minutes=5), "used_at": at}
+
+
+def test_rows_are_one_statement_and_read_back_as_sqlalchemy_s(app) -> None:  # type: ignore[no-untyped-def]
+    """Three rows in one INSERT (the listener sees one statement); read back through SQLAlchemy they
+    equal their twins inserted by SQLAlchemy's executemany, aware datetimes converted alike."""
+    plain = PreparedRows(lambda values: insert(USES).values(values), USES, USE_COLUMNS)
+    seen: list[str] = []
+    with app.app_context(), db.uow() as uow:
+        event.listen(uow.core(), "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+        assert plain.run(uow, [_use(i, "ours") for i in range(3)]) == 3
+        uow.core().execute(insert(USES), [_use(i, "theirs") for i in range(3)])
+        cols = (USES.c.jti, USES.c.expires_at, USES.c.used_at)
+        ours = uow.core().execute(select(*cols).where(USES.c.sub == "ours").order_by(USES.c.jti)).all()
+        theirs = uow.core().execute(select(*cols).where(USES.c.sub == "theirs").order_by(USES.c.jti)).all()
+        assert [tuple(r) for r in ours] == [tuple(r) for r in theirs] and len(ours) == 3
+        assert ours[0].used_at == datetime(2026, 12, 1, 0, 30, 0, tzinfo=UTC)
+        inserts = [s for s in seen if s.startswith("INSERT INTO voucher_uses")]
+        assert len(inserts) == 2 and inserts[0].count("), (") == 2  # ours: one statement of 3 rows
+        assert plain.run(uow, []) == 0  # nothing to insert: no statement
+        assert len([s for s in seen if s.startswith("INSERT")]) == 2
+        uow.rollback()
+
+
+def test_many_rows_go_in_chunks_and_return_in_order(app) -> None:  # type: ignore[no-untyped-def]
+    """40 rows at 16 a statement: three statements (16, 16, 8), RETURNING rows in the rows' order."""
+    seen: list[str] = []
+    with app.app_context(), db.uow() as uow:
+        rows_of = _uses_if_new(uow.dialect)
+        event.listen(uow.core(), "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+        returned = rows_of.execute(uow, [_use(i) for i in range(40)])
+        assert [r.jti for r in returned] == [f"j{i:03d}" for i in range(40)]
+        assert len(seen) == 3
+        assert uow.core().execute(select(USES.c.id).where(USES.c.sub == "rows")).all().__len__() == 40
+        uow.rollback()
+
+
+def test_rows_skipped_on_conflict_are_not_counted(app) -> None:  # type: ignore[no-untyped-def]
+    """ON CONFLICT DO NOTHING: run() and execute() count only the rows the database inserted."""
+    with app.app_context(), db.uow() as uow:
+        rows_of = _uses_if_new(uow.dialect, max_rows=2)
+        assert rows_of.run(uow, [_use(0), _use(1)]) == 2
+        assert rows_of.run(uow, [_use(0), _use(1), _use(2)]) == 1  # two chunks: (0, 1) skipped, (2)
+        assert [r.jti for r in rows_of.execute(uow, [_use(2), _use(3)])] == ["j003"]
+        uow.rollback()
+
+
+def test_a_row_missing_a_column_is_refused_before_anything_is_sent(app) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    with app.app_context(), db.uow() as uow:
+        rows_of = _uses_if_new(uow.dialect)
+        event.listen(uow.core(), "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+        incomplete = {k: v for k, v in _use(1).items() if k != "used_at"}
+        with pytest.raises(KeyError, match="used_at"):
+            rows_of.run(uow, [_use(0), incomplete])
+        assert seen == []
+        uow.rollback()
