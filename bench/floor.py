@@ -26,8 +26,9 @@ request by process: what any Python service on this machine needs at least for t
 same requests/s over the minimal Flask bare and over the service's bare.
 
 Environment knobs:
-  BENCH_FLOOR_DURATION  seconds of the bare loads before + after, of the two pay loads together (default 10)
-  BENCH_FLOOR_CODES     codes per verification run (default 6000; raw, Flask and one-statement each)
+  BENCH_FLOOR_DURATION  seconds of the raw bare loads, before + after (default 10); each pay runs twice a
+                        quarter of it, the Flask bare and the service's bare twice a quarter too
+  BENCH_FLOOR_CODES     codes per verification (default 6000, in two runs; raw, Flask, one-statement)
   BENCH_FLOOR_ORDERS    orders prepared for the two pay loads (default 30000; more than they can pay)
   BENCH_FLOOR_CLIENTS   concurrent client processes (default 8)
   BENCH_FLOOR_WORKERS   gunicorn workers (default 4, `make run`'s)
@@ -198,8 +199,9 @@ def cpu_total(stats: Stats) -> float:
 def run(
     srv: FloorServer, inst: dict[str, Any], private: Any, orders: list[str], service_url: str | None = None
 ) -> dict[str, Stats]:
-    """Warm-up; the service's bare and this server's bare before, Flask bare, the three verifications,
-    the two pays, Flask bare, this server's bare and the service's after (each pair pooled)."""
+    """Warm-up; the service's bare and this server's bare before, Flask bare, the three verifications
+    and the two pays (twice, the second time in the reverse order), Flask bare, this server's bare and
+    the service's after (each pair pooled)."""
     subs = [secrets.token_urlsafe(6) for _ in range(USERS)]
     creds = {"key_id": inst["key_id"], "secret": inst["secret"]}
 
@@ -237,20 +239,29 @@ def run(
     service_1 = service_bare(DURATION / 4)
     base_1 = bare("bench.harness:bare_requests", DURATION / 2)
     flask_1 = bare("bench.floor:flask_bare_requests", DURATION / 4)
-    out["verification"] = verify("", CODES)
-    out["verification_flask"] = verify("/flask", CODES)
-    out["verification_one"] = verify("/one", CODES)
+    # Each endpoint twice, half its load each time, in the order A B C D E, then E D C B A (pooled):
+    # the background load of a shared machine drifts, and falls on every endpoint alike this way.
     rest = orders[WARM:]
-    half = len(rest) // 2
-    out["pay"] = pay(rest[:half], DURATION / 2)  # as bench.payments' loads: half a duration each
-    out["pay_one"] = pay(rest[half:], DURATION / 2, "/one")
+    quarter = len(rest) // 4
+    loads = {
+        "verification": lambda: verify("", CODES // 2),
+        "verification_flask": lambda: verify("/flask", CODES // 2),
+        "verification_one": lambda: verify("/one", CODES // 2),
+        "pay": lambda: pay(batches.pop(0), DURATION / 4),
+        "pay_one": lambda: pay(batches.pop(0), DURATION / 4, "/one"),
+    }
+    batches = [rest[i * quarter : (i + 1) * quarter] for i in range(4)]
+    first = {key: go() for key, go in loads.items()}
+    second = {key: go() for key, go in reversed(loads.items())}
+    for key in loads:
+        out[key] = pooled(first[key], second[key])
     flask_2 = bare("bench.floor:flask_bare_requests", DURATION / 4)
     base_2 = bare("bench.harness:bare_requests", DURATION / 2)
     service_2 = service_bare(DURATION / 4)
     out["bare"], out["flask_bare"] = pooled(base_1, base_2), pooled(flask_1, flask_2)
     if service_1 and service_2:
         out["service_bare"] = pooled(service_1, service_2)
-    if max(out["pay"].requests, out["pay_one"].requests) >= half - CLIENTS:
+    if max(x.requests for k in ("pay", "pay_one") for x in (first[k], second[k])) >= quarter - CLIENTS:
         print(f"floor: the pay load ran out of orders: raise BENCH_FLOOR_ORDERS (now {ORDERS})", flush=True)
     if any(s.ok < s.requests for s in out.values()):
         print(f"floor: some requests failed; the lean server's log ends:\n{srv.log_tail()}", flush=True)
