@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import http.client
 import importlib
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from yibao_client import signing
@@ -37,6 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "yibao_bench")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+# A @prebuilt factory's requests are signed before the window, and the service accepts a signature
+# for ±300 s: a load must end well inside that.
+PREBUILT_MAX = 200_000
+PREBUILT_MAX_DURATION = 240.0
+READY_TIMEOUT = 300.0  # building a client's requests
+RESULT_GRACE = 120.0  # after the window: the last requests' answers and the client's report
 PG_LOCK = "/tmp/yibao-pg.lock"  # noqa: S108 - the lock the benchmarks take for the machine PostgreSQL
 
 Request = tuple[str, str, dict[str, str], bytes]
@@ -335,7 +343,10 @@ def _client(
     make = _resolve(factory)
     gen = make(index, args)
     if getattr(make, "prebuilt", False):
-        gen = iter(list(gen)[:max_requests])
+        built = list(itertools.islice(gen, max_requests or PREBUILT_MAX + 1))
+        if len(built) > PREBUILT_MAX:
+            raise ValueError(f"{factory} is @prebuilt but yields more than {PREBUILT_MAX} requests")
+        gen = iter(built)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     lat: list[float] = []
     statuses: Counter = Counter()
@@ -344,6 +355,8 @@ def _client(
     while not start.value:
         time.sleep(0.001)
     start_at = start.value
+    if start_at < 0:  # the load was called off (another client failed)
+        return
     while time.time() < start_at:
         time.sleep(0.001)
     cpu0 = time.process_time()
@@ -392,6 +405,11 @@ def load(
     benchmark server at `url` (Server, or any server started with start_group and wait_ready)."""
     if pgid is None:
         pgid = server_group(url)
+    if getattr(_resolve(factory), "prebuilt", False) and duration > PREBUILT_MAX_DURATION:
+        raise ValueError(
+            f"prebuilt requests are signed before the window: {duration} s would outlive the server's "
+            f"±300 s timestamp window (at most {PREBUILT_MAX_DURATION} s)"
+        )
     ctx = mp.get_context("fork")
     out, ready = ctx.Queue(), ctx.Queue()
     start = ctx.Value("d", 0.0)
@@ -410,23 +428,30 @@ def load(
                 ready,
                 out,
             ),
+            daemon=True,
         )
         for i in range(clients)
     ]
     for p in procs:
         p.start()
     clients_pids = {p.pid for p in procs if p.pid is not None}
-    for _ in procs:
-        ready.get(timeout=300)
-    start_at = time.time() + 0.3
-    start.value = start_at
-    while time.time() < start_at - 0.05:
-        time.sleep(0.01)
-    before = cpu_snapshot(exclude=clients_pids, pgid=pgid)
-    results = [out.get() for _ in procs]
-    after = cpu_snapshot(exclude=clients_pids, pgid=pgid)
-    for p in procs:
-        p.join()
+    try:
+        _collect(ready, procs, deadline=time.time() + READY_TIMEOUT, what="ready")
+        start_at = time.time() + 0.3
+        start.value = start_at
+        while time.time() < start_at - 0.05:
+            time.sleep(0.01)
+        before = cpu_snapshot(exclude=clients_pids, pgid=pgid)
+        results = _collect(out, procs, deadline=start_at + duration + RESULT_GRACE, what="results")
+        after = cpu_snapshot(exclude=clients_pids, pgid=pgid)
+    except BaseException:
+        start.value = -1.0  # clients still waiting return at once
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=10)
     wall = time.time() - start_at
     cpu = cpu_between(before, after)
     cpu["clients"] = sum(r[3] for r in results)
@@ -437,6 +462,24 @@ def load(
         statuses.update(r[2])
     used = min(duration, wall) if max_requests_per_client is None else wall
     return Stats(sent, len(lat), used, lat, statuses, cpu)
+
+
+def _collect(queue: Any, procs: list[Any], *, deadline: float, what: str) -> list[Any]:
+    """One message per client from `queue`; RuntimeError as soon as a client died without sending
+    its message, or at the deadline (a hung server or client), instead of waiting forever."""
+    got: list[Any] = []
+    while len(got) < len(procs):
+        try:
+            got.append(queue.get(timeout=0.5))
+            continue
+        except Empty:
+            pass
+        dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if dead:
+            raise RuntimeError(f"a load client failed before sending its {what} (exit codes {dead})")
+        if time.time() > deadline:
+            raise RuntimeError(f"load clients sent {len(got)} of {len(procs)} {what} in time")
+    return got
 
 
 def bare_requests(index: int, args: dict) -> Iterator[Request]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from yibao.db import UnitOfWork, utcnow
@@ -78,7 +78,8 @@ _LOCK_OF_PERSONS = (
 # multi-row INSERT.
 _LOCK_OF_PERSON = Prepared(
     select(_ACCOUNTS.c.person_id, _ACCOUNTS.c.id, _ACCOUNTS.c.balance_fen)
-    .where(_ACCOUNTS.c.person_id == bindparam("person_id", type_=_ACCOUNTS.c.person_id.type))
+    # typed here: a foreign key column takes persons.id's type only once the registry's models load
+    .where(_ACCOUNTS.c.person_id == bindparam("person_id", type_=Integer))
     .with_for_update(),
     ("person_id",),
 )

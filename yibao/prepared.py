@@ -167,6 +167,14 @@ def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], i
     return [row(*(v if p is None else p(v) for p, v in zip(results, r, strict=True))) for r in rows], count
 
 
+def _column_type(column: Any) -> Any:
+    """A column's type; a foreign key column's is its target's (SQLAlchemy gives it that type only once
+    the referenced table is known, so an early read would be untyped for good)."""
+    if column.type._isnull and column.foreign_keys:  # noqa: SLF001
+        return next(iter(column.foreign_keys)).column.type
+    return column.type
+
+
 class PreparedRows:
     """An INSERT of several rows as one multi-VALUES statement on the driver's cursor: a Prepared per
     row count (compiled once per count and dialect), row i's values bound as `<column>_<i>`.
@@ -198,9 +206,8 @@ class PreparedRows:
     def _prepared(self, n: int) -> Prepared:
         prepared = self._by_count.get(n)
         if prepared is None:
-            values = [
-                {c: bindparam(f"{c}_{i}", type_=self.table.c[c].type) for c in self.columns} for i in range(n)
-            ]
+            types = {c: _column_type(self.table.c[c]) for c in self.columns}
+            values = [{c: bindparam(f"{c}_{i}", type_=types[c]) for c in self.columns} for i in range(n)]
             names = [f"{c}_{i}" for i in range(n) for c in self.columns]
             prepared = self._by_count[n] = Prepared(self.build(values), names)
         return prepared
@@ -212,7 +219,8 @@ class PreparedRows:
             yield self._prepared(len(chunk)), values
 
     def execute(self, uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """Insert the rows; the RETURNING rows of every statement, in order ([] without RETURNING)."""
+        """Insert the rows; the RETURNING rows of every statement ([] without RETURNING). The chunks'
+        rows come in chunk order; within one statement PostgreSQL does not promise the rows' order."""
         return [r for prepared, values in self._chunks(rows) for r in prepared.execute(uow, values)]
 
     def run(self, uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -83,3 +83,40 @@ def test_max_requests_per_client_caps_a_prebuilt_factory(url: str) -> None:
         max_requests_per_client=3,
     )
     assert stats.requests == 6 and stats.statuses == {200: 6}
+
+
+@prebuilt
+def failing_requests(index: int, args: dict) -> Iterator[Request]:
+    """Client 1 fails while building its requests; the others would wait for the start."""
+    if index == 1:
+        raise RuntimeError("cannot build")
+    yield "GET", f"/ok/{index}/0", {}, b""
+
+
+@prebuilt
+def endless_requests(index: int, args: dict) -> Iterator[Request]:
+    while True:
+        yield "GET", f"/ok/{index}", {}, b""
+
+
+def test_a_client_that_fails_while_building_fails_the_load_at_once(url: str) -> None:
+    """No wait for the ready timeout, and no client left behind waiting for a start."""
+    import multiprocessing as mp
+
+    t0 = time.time()
+    with pytest.raises(RuntimeError, match="failed before sending its ready"):
+        load(url, "tests.bench.test_harness:failing_requests", clients=3, duration=5)
+    assert time.time() - t0 < 30
+    assert mp.active_children() == []
+
+
+def test_an_endless_prebuilt_factory_is_capped_by_max_requests(url: str) -> None:
+    stats = load(
+        url, "tests.bench.test_harness:endless_requests", clients=2, duration=5, max_requests_per_client=4
+    )
+    assert stats.requests == 8 and stats.statuses == {200: 8}
+
+
+def test_a_prebuilt_load_longer_than_the_signature_window_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="timestamp window"):
+        load(url, "tests.bench.test_harness:signed_like_requests", duration=600, args={"per_client": 1})
