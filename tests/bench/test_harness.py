@@ -117,6 +117,16 @@ def test_an_endless_prebuilt_factory_is_capped_by_max_requests(url: str) -> None
     assert stats.requests == 8 and stats.statuses == {200: 8}
 
 
-def test_a_prebuilt_load_longer_than_the_signature_window_is_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="timestamp window"):
-        load(url, "tests.bench.test_harness:signed_like_requests", duration=600, args={"per_client": 1})
+def test_prebuilt_requests_older_than_their_signatures_fail_the_load(url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The service accepts a signature for ±300 s: a client fails rather than send older ones."""
+    import bench.harness as harness
+
+    monkeypatch.setattr(harness, "PREBUILT_MAX_AGE", BUILD_CPU_S / 2)  # inherited by the forked clients
+    with pytest.raises(RuntimeError, match="failed before sending its results"):
+        load(
+            url,
+            "tests.bench.test_harness:signed_like_requests",
+            clients=1,
+            duration=5,
+            args={"per_client": 2},
+        )
