@@ -397,3 +397,33 @@ def test_statements_compile_whatever_module_is_imported_first(module: str) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) >= 10
+
+
+@pytest.mark.parametrize(
+    ("pyformat", "dollar", "order"),
+    [
+        ("SELECT %(a)s::INTEGER, %(b)s", "SELECT $1::INTEGER, $2", ("a", "b")),
+        ("WHERE x = %(a)s OR y = %(a)s AND z = %(b)s", "WHERE x = $1 OR y = $1 AND z = $2", ("a", "b")),
+        ("WHERE name LIKE 'q%%' AND n = %(n_1)s", "WHERE name LIKE 'q%' AND n = $1", ("n_1",)),
+        ("SELECT 1", "SELECT 1", ()),
+    ],
+)
+def test_psycopg_statements_get_postgresql_s_own_placeholders_once(pyformat, dollar, order) -> None:  # type: ignore[no-untyped-def]
+    from yibao.prepared import _dollar_placeholders
+
+    assert _dollar_placeholders(pyformat) == (dollar, order)
+
+
+def test_a_statement_past_psycopg_s_query_cache_runs_and_reads_back(app, is_postgres) -> None:  # type: ignore[no-untyped-def]
+    """psycopg caches its own placeholder conversion only up to 4 096 characters and 50 parameters;
+    Prepared converts once for any size: a 30-row INSERT (120 parameters, one statement) and its rows
+    read back."""
+    rows_of = PreparedRows(lambda values: insert(USES).values(values), USES, USE_COLUMNS, max_rows=30)
+    with app.app_context(), db.uow() as uow:
+        assert rows_of.run(uow, [_use(i, "wide") for i in range(30)]) == 30
+        if is_postgres:
+            compiled = rows_of._prepared(30)._by_dialect[("postgresql", "psycopg")]
+            assert compiled.raw and "$120" in compiled.sql and "%(" not in compiled.sql
+        got = uow.core().execute(select(USES.c.jti).where(USES.c.sub == "wide")).scalars().all()
+        assert sorted(got) == [f"j{i:03d}" for i in range(30)]
+        uow.rollback()
