@@ -66,7 +66,7 @@ def lock_person(uow: UnitOfWork, person_id: int, *, now: datetime) -> None:
     Two checks of one person (two counters, two scanners) then run one after the other, each seeing
     the other's recorded sale or scan: nobody sells the last allowed box twice.
     """
-    uow.session.execute(q.lock_person(uow.dialect), {"person_id": person_id, "locked_at": now})
+    q.lock_person(uow, person_id, now)
 
 
 _VERSION_COLUMN = q.RULES_VERSION.scalar_subquery().label("rules_version")

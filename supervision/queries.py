@@ -252,16 +252,24 @@ def _insert(dialect: str, table: Any) -> Insert:
     return _INSERTS[dialect](table)
 
 
-def lock_person(dialect: str) -> Any:
-    """Create-or-touch the person's row: one statement that also row-locks it until commit
-    (INSERT … ON CONFLICT DO UPDATE locks the existing row like SELECT … FOR UPDATE)."""
-    key = ("lock", dialect)
-    if key not in _cache:
-        stmt = _insert(dialect, PersonLock.__table__)
-        _cache[key] = stmt.on_conflict_do_update(
-            index_elements=["person_id"], set_={"locked_at": stmt.excluded.locked_at}
-        )
-    return _cache[key]
+def _lock_person_statement(dialect: str) -> Any:
+    stmt = _insert(dialect, PersonLock.__table__)
+    return stmt.on_conflict_do_update(
+        index_elements=["person_id"], set_={"locked_at": stmt.excluded.locked_at}
+    )
+
+
+# Create-or-touch the person's row: one statement that also row-locks it until commit (INSERT … ON
+# CONFLICT DO UPDATE locks the existing row like SELECT … FOR UPDATE); on the driver's cursor.
+_LOCK_PERSON = {
+    name: Prepared(_lock_person_statement(name), ("person_id", "locked_at"))
+    for name in ("postgresql", "sqlite")
+}
+
+
+def lock_person(uow: UnitOfWork, person_id: int, locked_at: datetime) -> None:
+    """Row-lock the person's supervision row until the transaction ends (created on first use)."""
+    _LOCK_PERSON[uow.dialect].run(uow, {"person_id": person_id, "locked_at": locked_at})
 
 
 _SALE_COLUMNS = ("person_id", "code", "institution_id", "order_ref", "quantity", "released", "sold_at")
