@@ -184,6 +184,10 @@ def test_complete_and_release_name_the_claim_s_month(app, yb, shop, is_postgres)
             compiled = idempotency._COMPLETE._compile(uow.core().dialect)
             values = {"claim_id": claim.id, "claim_month": claim.period_start, "token": claim.token}
             values.update(status=200, body="{}", **dict(compiled.constants))
-            plan = "\n".join(r[0] for r in uow.core().exec_driver_sql("EXPLAIN " + compiled.sql, {**values}))
+            from psycopg import RawCursor  # the statement as Prepared runs it: $n placeholders
+
+            with RawCursor(uow.core().connection.driver_connection) as raw:
+                raw.execute("EXPLAIN " + compiled.sql, [values[n] for n in compiled.positional])
+                plan = "\n".join(r[0] for r in raw.fetchall())
             scans = [line for line in plan.splitlines() if "Scan" in line]
             assert len(scans) == 1 and "idempotency_keys_p" in scans[0], plan  # one month's partition
