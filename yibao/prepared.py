@@ -55,7 +55,8 @@ class _Compiled:
     binds: tuple[tuple[str, Any], ...]  # (name, bind processor) of the parameters that have one
     row: Any  # NamedTuple class of the selected columns, or None
     results: tuple[Any, ...]  # a result processor (or None) per selected column
-    raw: bool = False  # psycopg: the SQL has PostgreSQL's own $n placeholders (run on a RawCursor)
+    # psycopg: the SQL has PostgreSQL's own $n placeholders and runs on this cursor class (RawCursor)
+    cursor_class: Any = None
 
 
 class Prepared:
@@ -98,8 +99,10 @@ class Prepared:
         row = _row_class([c.keyname for c in columns]) if columns else None
         results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)  # noqa: SLF001
         if dialect.driver == "psycopg" and not compiled.positional:
+            from psycopg import RawCursor
+
             sql, order = _dollar_placeholders(compiled.string)
-            return _Compiled(sql, order, constants, binds, row, results, raw=True)
+            return _Compiled(sql, order, constants, binds, row, results, cursor_class=RawCursor)
         positional = tuple(compiled.positiontup or ()) if compiled.positional else None
         return _Compiled(compiled.string, positional, constants, binds, row, results)
 
@@ -160,16 +163,10 @@ def _row_class(names: list[str]) -> Any:
     return type("Row", (base,), {"__slots__": (), "_mapping": property(lambda r: r._asdict())})
 
 
-def _raw_cursor(dbapi_conn: Any) -> Any:
-    from psycopg import RawCursor
-
-    return RawCursor(dbapi_conn)
-
-
 def _run(conn: Connection, compiled: _Compiled, args: Any) -> tuple[list[Any], int]:
     dbapi_conn = conn.connection.driver_connection
     engine = conn.engine
-    cursor = _raw_cursor(dbapi_conn) if compiled.raw else dbapi_conn.cursor()  # type: ignore[union-attr]
+    cursor = compiled.cursor_class(dbapi_conn) if compiled.cursor_class else dbapi_conn.cursor()  # type: ignore[union-attr]
     try:
         # the connection's dispatch joins the engine's listeners and those of this connection
         for listener in conn.dispatch.before_cursor_execute:

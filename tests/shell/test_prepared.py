@@ -423,7 +423,7 @@ def test_a_statement_past_psycopg_s_query_cache_runs_and_reads_back(app, is_post
         assert rows_of.run(uow, [_use(i, "wide") for i in range(30)]) == 30
         if is_postgres:
             compiled = rows_of._prepared(30)._by_dialect[("postgresql", "psycopg")]
-            assert compiled.raw and "$120" in compiled.sql and "%(" not in compiled.sql
+            assert compiled.cursor_class is not None and "$120" in compiled.sql and "%(" not in compiled.sql
         got = uow.core().execute(select(USES.c.jti).where(USES.c.sub == "wide")).scalars().all()
         assert sorted(got) == [f"j{i:03d}" for i in range(30)]
         uow.rollback()
