@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 
@@ -21,6 +22,14 @@ class RuleRow:
     kind: str
     action: str
     params: Mapping[str, Any]
+
+    @cached_property
+    def span(self) -> timedelta:
+        """The rule's window (window_minutes or window_days), computed once per cached rule."""
+        p = self.params
+        if "window_minutes" in p:
+            return timedelta(minutes=p["window_minutes"])
+        return timedelta(days=p["window_days"])
 
 
 @dataclass(frozen=True)
@@ -39,16 +48,9 @@ class Finding:
         return {"rule_id": self.rule.rule_id, "kind": self.rule.kind, "evidence": self.evidence}
 
 
-def window(rule: RuleRow) -> timedelta:
-    p = rule.params
-    if "window_minutes" in p:
-        return timedelta(minutes=p["window_minutes"])
-    return timedelta(days=p["window_days"])
-
-
 def window_start(now: datetime, rule: RuleRow) -> datetime:
     """Events strictly after this instant are in the rule's window."""
-    return now - window(rule)
+    return now - rule.span
 
 
 def in_window(at: datetime, *, now: datetime, rule: RuleRow) -> bool:

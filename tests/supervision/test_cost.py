@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, text
 
 from supervision import checks
 from supervision import queries as q
@@ -141,8 +141,9 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
         statement, params = q.SCANS_IN_WINDOW, {"person_id": pids[3], "since": NOW - timedelta(hours=1)}
     else:  # two codes, three windows: each a range into the day totals and one into its first day
         windows = [("XA01", NOW - timedelta(days=30)), ("XA01", NOW - timedelta(days=7)), ("XB02", NOW)]
-        statement = q._window_statement(3, app.extensions["yibao.db"]["engine"].dialect.name)
-        params = q.window_params(pids[3], windows)
+        dialect = app.extensions["yibao.db"]["engine"].dialect.name
+        statement = q.window_statement(dialect, 3).statement
+        params = q.window_params(dialect, pids[3], windows)
     plan = _plan(app, statement, params)
     assert index in plan, plan
     assert "Seq Scan" not in plan and "SCAN supervision" not in plan, plan  # no full scan anywhere
@@ -151,6 +152,33 @@ def test_the_range_reads_use_their_index(app, sup, yb, shops, stmt, index):
         assert any(s in plan for s in only), plan
         days = ("supervision_sale_days USING PRIMARY KEY", "pk_supervision_sale_days")
         assert any(s in plan for s in days), plan
+
+
+def test_postgresql_sums_any_number_of_windows_in_one_unchanging_statement(app, sup, yb, shops):
+    """PostgreSQL: the windows are one JSON parameter, so the SQL text is the same for 1 or 40 windows; the
+    driver prepares it once per connection and PostgreSQL then runs a generic plan instead of planning it
+    anew on every pay (the statement of one LATERAL pair per window was custom-planned every time: 0.49 ms
+    of planning for 0.28 ms of execution at 20 rules)."""
+    if app.extensions["yibao.db"]["engine"].dialect.name != "postgresql":
+        pytest.skip("prepared statements and plan caching are PostgreSQL's")
+    assert q.window_statement("postgresql", 1) is q.window_statement("postgresql", 40)
+    iid = sup.institution_id(shops[0])
+    pid = sup.person_id(yb.person(activate=False))
+    _history(app, pid, iid, 200)
+    windows = [("XA01", NOW - timedelta(days=d)) for d in range(1, 21)]
+    with app.app_context(), db.uow() as uow:
+        for _ in range(15):  # psycopg prepares after 5; PostgreSQL weighs 5 custom plans, then generic
+            q.window_sums(uow, pid, windows)
+        plans = uow.session.execute(
+            text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%json_array_elements%supervision_sale_days%'"
+            )
+        ).all()
+        uow.rollback()
+    assert len(plans) == 1, plans
+    generic, custom = plans[0]
+    assert generic >= 5 and custom <= 5, plans
 
 
 # --- the database's sums are the rules' arithmetic -------------------------------------------------
