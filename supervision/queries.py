@@ -70,8 +70,8 @@ RULES_WITH_VERSION = (
 # plus one day's sales, however many sales it holds. An institution's two rows of a window add up
 # (window_sums).
 #
-# PostgreSQL: ONE statement for any number of windows. The windows are two array parameters (codes,
-# starts), unnested WITH ORDINALITY; each window's midnight is computed in SQL; each window is a LATERAL
+# PostgreSQL: ONE statement for any number of windows. The windows are one JSON parameter (postgresql_
+# windows), unnested WITH ORDINALITY; each window's midnight is computed in SQL; each window is a LATERAL
 # subquery into each table (one index range each: a plain join's estimate of ranges bounded by another
 # table's columns made the planner scan the person's every sale). Its text never changes, so the
 # driver prepares it once per connection and PostgreSQL settles on one generic plan: the earlier
@@ -95,7 +95,7 @@ def _utc_midnight_after(at: Any) -> Any:
 
 def postgresql_windows_cte() -> Any:
     """The CTE `windows` (window, code, since, day) of bindparam `windows`, a JSON array of [code,
-    start] pairs (start in ISO 8601 with its offset; postgresql_windows()): window is the pair's
+    start] pairs (start in ISO 8601, UTC; postgresql_windows()): window is the pair's
     position, from 1; day the first 00:00 UTC strictly after since."""
     listed = (
         func.json_array_elements(cast(bindparam("windows", type_=String), postgresql.JSON))
@@ -203,13 +203,15 @@ def window_statement(dialect: str, n: int) -> Prepared:
 
 def postgresql_windows(windows: Sequence[tuple[str, datetime]]) -> str:
     """The windows as PostgreSQL's statement takes them: one JSON text, [[code, start], ...] with each
-    start in ISO 8601 with its UTC offset (microseconds kept: PostgreSQL reads the same instant). A JSON
+    start in ISO 8601 in UTC (`+00:00`, microseconds kept: PostgreSQL reads the same instant). A JSON
     text, not two array parameters: psycopg dumps a list element by element in Python (a regular
     expression each), which cost more than the statement's execution at 20 windows."""
     for _, since in windows:
-        if since.tzinfo is None:
+        if since.utcoffset() is None:
             raise ValueError("naive datetime")
-    return json.dumps([[code, since.isoformat()] for code, since in windows], separators=(",", ":"))
+    # in UTC: PostgreSQL refuses some offsets Python allows (beyond ±15:59:59, or with microseconds)
+    pairs = [[code, since.astimezone(UTC).isoformat()] for code, since in windows]
+    return json.dumps(pairs, separators=(",", ":"))
 
 
 def window_params(dialect: str, person_id: int, windows: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
@@ -233,7 +235,7 @@ def sqlite_stamp(at: datetime) -> str:
     """An aware datetime as SQLite stores a UTCDateTime (naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff`), so
     that a text parameter compares with the column exactly as the typed one would: the window sums bind
     two per window, and SQLAlchemy's two bind processors per datetime cost more than the statement."""
-    if at.tzinfo is None:
+    if at.utcoffset() is None:
         raise ValueError("naive datetime")
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 

@@ -5,7 +5,7 @@ same instants (microseconds and offsets included)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -16,12 +16,14 @@ from sqlalchemy.dialects import sqlite
 from supervision import queries as q
 from yibao.db import UTCDateTime, db
 
+# Any offset Python allows (to ±23:59:59.999999, seconds and microseconds included): PostgreSQL refuses
+# offsets beyond ±15:59:59 or with microseconds, so the starts must reach it in UTC.
+offsets = st.timedeltas(
+    min_value=timedelta(hours=-23, minutes=-59, seconds=-59, microseconds=-999999),
+    max_value=timedelta(hours=23, minutes=59, seconds=59, microseconds=999999),
+).map(timezone)
 aware = st.datetimes(
-    min_value=datetime(1, 1, 2),
-    max_value=datetime(9999, 12, 29),
-    timezones=st.sampled_from(
-        [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
-    ),
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 29), timezones=st.one_of(st.just(UTC), offsets)
 )
 
 
@@ -40,24 +42,34 @@ def test_sqlite_stamp_is_what_sqlalchemy_stores(at: datetime) -> None:
     }
 
 
-def test_naive_starts_are_refused() -> None:
+class _NoOffset(tzinfo):
+    """A tzinfo that does not know its offset: the datetime is naive for every purpose."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+@pytest.mark.parametrize("naive", [datetime(2026, 12, 1), datetime(2026, 12, 1, tzinfo=_NoOffset())])
+def test_naive_starts_are_refused(naive: datetime) -> None:
     with pytest.raises(ValueError, match="naive"):
-        q.sqlite_stamp(datetime(2026, 12, 1))
+        q.sqlite_stamp(naive)
     with pytest.raises(ValueError, match="naive"):
-        q.postgresql_windows([("XA01", datetime(2026, 12, 1))])
+        q.postgresql_windows([("XA01", naive)])
 
 
 def test_postgresql_windows_are_code_start_pairs_in_order() -> None:
     at = datetime(2026, 12, 1, 8, 30, 0, 5, tzinfo=timezone(timedelta(hours=8)))
     pairs = json.loads(q.postgresql_windows([("XA01", at), ('X"\\中', at)]))
     assert pairs == [
-        ["XA01", "2026-12-01T08:30:00.000005+08:00"],
-        ['X"\\中', "2026-12-01T08:30:00.000005+08:00"],
+        ["XA01", "2026-12-01T00:30:00.000005+00:00"],
+        ['X"\\中', "2026-12-01T00:30:00.000005+00:00"],
     ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(starts=[datetime(2026, 3, 8, 12, tzinfo=UTC)])  # its next UTC day holds New York's DST change
+@example(starts=[datetime(2026, 12, 1, 23, tzinfo=timezone(timedelta(hours=16)))])  # PostgreSQL: out of range
+@example(starts=[datetime(2026, 12, 1, tzinfo=timezone(timedelta(hours=5, seconds=1, microseconds=5)))])
 @given(starts=st.lists(aware.filter(lambda d: 1900 <= d.year <= 9000), min_size=1, max_size=5))
 def test_postgresql_reads_the_same_instants_and_midnights(app, starts: list[datetime]) -> None:  # type: ignore[no-untyped-def]
     """The statement's own windows CTE, run on PostgreSQL: each start is the same instant and its day
