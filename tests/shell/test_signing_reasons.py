@@ -113,3 +113,17 @@ def test_log_line_names_reason_and_key_never_the_secret(client, yb, caplog, case
     assert rec.key_id == key
     text = rec.getMessage() + repr(vars(rec))
     assert inst.secret not in text and h["X-Yb-Signature"] not in text
+
+
+def test_the_path_is_signed_as_the_server_decodes_it(client, yb):
+    """docs/sdk.md: a path sent with percent-escapes is checked against its decoded form (the query is
+    signed as sent): signing the escaped form is a SIGNATURE_MISMATCH, and development's string_to_sign
+    shows the path the server signed."""
+    inst = yb.institution()
+    escaped = "/api/v1/institutions/m%65"  # the same resource as PATH
+    h = sign_headers(inst.key_id, inst.secret, "GET", escaped, b"", nonce="n-escaped-1")
+    body = _reason(client.get(escaped, headers=h))
+    assert body["reason"] == "SIGNATURE_MISMATCH"
+    assert body["string_to_sign"].split("\n")[1] == PATH
+    h = sign_headers(inst.key_id, inst.secret, "GET", PATH, b"", nonce="n-escaped-2")
+    assert client.get(escaped, headers=h).status_code == 200
