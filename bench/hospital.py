@@ -188,12 +188,13 @@ def load_run(srv: Server, hosp: dict[str, Any], label: str, *, clients: int, dur
 
 
 def probes(srv: Server, hosp: dict[str, Any]) -> dict[str, Any]:
-    """One settlement's pay, sequentially, at 10 vs HISTORY earlier settlements of the person."""
-    from bench.payments import sequential
+    """One settlement's pay, sequentially, at 10 vs HISTORY earlier settlements of the person (the two
+    alternating: bench.payments.sequential_pair)."""
+    from bench.payments import sequential_pair
 
     creds = {"key_id": hosp["key_id"], "secret": hosp["secret"]}
-    small = sequential(srv, hosp["small"], creds).as_dict()
-    big = sequential(srv, hosp["big"], creds).as_dict()
+    small_stats, big_stats = sequential_pair(srv, hosp["small"], hosp["big"], creds)
+    small, big = small_stats.as_dict(), big_stats.as_dict()
     ratio = round(big["p50_ms"] / small["p50_ms"], 2) if small["p50_ms"] else float("nan")
     print(
         f"one settlement, 10 earlier settlements in the year:  p50 {small['p50_ms']:.2f} ms  "
